@@ -1,0 +1,1 @@
+"""Streaming analyzers: invariant rules and River drift detection over `LlmCall`s, written as findings."""

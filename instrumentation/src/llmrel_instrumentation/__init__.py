@@ -1,0 +1,1 @@
+"""llmrel-instrumentation: zero-code LLM telemetry for apps under `opentelemetry-instrument`."""

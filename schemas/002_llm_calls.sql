@@ -1,0 +1,56 @@
+-- One typed row per LLM operation span (chat, text completion, embeddings, tool execution, ...),
+-- normalized from any convention (GenAI semconv, OpenLLMetry, OpenInference).
+-- Ordering and partitioning serve the dashboards: time range + service + model.
+-- ReplacingMergeTree collapses a span delivered twice (an exporter retry after a lost ack).
+CREATE TABLE IF NOT EXISTS ${db}.llm_calls ${on_cluster} (
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Environment LowCardinality(String) CODEC(ZSTD(1)),
+    Provider LowCardinality(String) CODEC(ZSTD(1)),
+    Operation LowCardinality(String) CODEC(ZSTD(1)),
+    Model LowCardinality(String) CODEC(ZSTD(1)),
+    RequestModel LowCardinality(String) CODEC(ZSTD(1)),
+    ResponseModel LowCardinality(String) CODEC(ZSTD(1)),
+    InputTokens Nullable(UInt64) CODEC(ZSTD(1)),
+    OutputTokens Nullable(UInt64) CODEC(ZSTD(1)),
+    CachedInputTokens Nullable(UInt64) CODEC(ZSTD(1)),
+    CacheCreationInputTokens Nullable(UInt64) CODEC(ZSTD(1)),
+    ReasoningTokens Nullable(UInt64) CODEC(ZSTD(1)),
+    CostUSD Nullable(Float64) CODEC(ZSTD(1)),
+    CostStatus LowCardinality(String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(T64, ZSTD(1)),
+    TimeToFirstToken Nullable(UInt64) CODEC(ZSTD(1)),
+    IsStreaming Bool CODEC(ZSTD(1)),
+    FinishReason LowCardinality(String) CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    ErrorType LowCardinality(String) CODEC(ZSTD(1)),
+    Temperature Nullable(Float64) CODEC(ZSTD(1)),
+    TopP Nullable(Float64) CODEC(ZSTD(1)),
+    MaxTokens Nullable(UInt64) CODEC(ZSTD(1)),
+    ToolCalls UInt32 CODEC(ZSTD(1)),
+    ToolName LowCardinality(String) CODEC(ZSTD(1)),
+    ResponseId String CODEC(ZSTD(1)),
+    ServerAddress LowCardinality(String) CODEC(ZSTD(1)),
+    ConversationId String CODEC(ZSTD(1)),
+    SessionId String CODEC(ZSTD(1)),
+    UserId String CODEC(ZSTD(1)),
+    Feature LowCardinality(String) CODEC(ZSTD(1)),
+    Tenant LowCardinality(String) CODEC(ZSTD(1)),
+    InputText String CODEC(ZSTD(3)),
+    OutputText String CODEC(ZSTD(3)),
+    Convention LowCardinality(String) CODEC(ZSTD(1)),
+    Attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    IngestedAt DateTime64(3) DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_feature Feature TYPE set(256) GRANULARITY 4,
+    INDEX idx_tenant Tenant TYPE bloom_filter(0.01) GRANULARITY 4
+) ENGINE = ${ReplacingMergeTree}(IngestedAt)
+PARTITION BY toDate(Timestamp)
+ORDER BY (ServiceName, Model, Timestamp, TraceId, SpanId)
+${ttl_calls}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;

@@ -1,0 +1,30 @@
+"""The `llmrel` command. Each area registers its own sub-commands on the one Typer app."""
+
+from __future__ import annotations
+
+import typer
+
+from llmrel.cli import ingest
+
+app = typer.Typer(name="llmrel", help="Reliability platform for LLM applications.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+ingest.register(app)
+
+
+def _register_optional() -> None:
+    """Areas that live in other product folders register themselves when present."""
+    from llmrel.cli import demo
+    from llmrel.analyzers import cli as analyzers_cli
+    from llmrel.grafana import cli as grafana_cli
+
+    demo.register(app)
+    analyzers_cli.register(app)
+    grafana_cli.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,135 @@
+"""Typed configuration: defaults in one place, read from flags > env (`LLMREL_*`) > YAML file.
+
+`load_settings()` is the only place that reads the environment; everything else receives a
+`Settings` object. Validation reports every problem at once (pydantic lists all errors).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = "llmrel-data"
+
+
+def default_clickhouse_url() -> str:
+    """The embedded store under `./llmrel-data`, as a chDB DSN with an absolute path."""
+    return f"chdb://{Path(DEFAULT_DATA_DIR).resolve()}"
+
+
+class Settings(BaseSettings):
+    """Everything llmrel can be told. Env names are `LLMREL_` + the field name in capitals."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMREL_", extra="forbid", validate_default=True)
+
+    # Storage
+    clickhouse_url: str = Field(default_factory=default_clickhouse_url,
+                                description="chdb:///abs/path (embedded) or http(s)://user:pass@host:8123/db")
+    cluster: str | None = Field(default=None, description="ClickHouse cluster name: render ON CLUSTER DDL")
+    traces_ttl_days: int = Field(default=30, ge=0, description="otel_traces retention; 0 keeps forever")
+    calls_ttl_days: int = Field(default=180, ge=0, description="llm_calls retention; 0 keeps forever")
+    findings_ttl_days: int = Field(default=365, ge=0, description="llm_findings retention; 0 keeps forever")
+
+    # Receiver
+    grpc_endpoint: str = "127.0.0.1:4317"
+    http_endpoint: str = "127.0.0.1:4318"
+    auth_token: SecretStr | None = Field(default=None, description="Bearer token required on ingest and API")
+    max_recv_mib: int = Field(default=64, ge=1, le=2047)
+    max_inflight_mib: int = Field(default=256, ge=1)
+    batch_max_spans: int = Field(default=20_000, ge=1)
+    batch_max_wait_ms: int = Field(default=20, ge=0)
+    insert_timeout_s: float = Field(default=10.0, gt=0)
+    retry_after_s: int = Field(default=2, ge=1)
+    content_policy: Literal["full", "redacted", "off"] = "full"
+
+    # Cost
+    prices_file: Path | None = Field(default=None, description="YAML of custom prices and model aliases")
+
+    # Analyzers
+    analyzers_enabled: bool = True
+    rules_file: Path | None = Field(default=None, description="User invariant rules (YAML), added to the default pack")
+
+    # Logging
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        scheme = urlparse(value).scheme
+        if scheme not in ("chdb", "http", "https"):
+            raise ValueError(f"scheme must be chdb, http or https, got {scheme!r}")
+        return value
+
+    @field_validator("grpc_endpoint", "http_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @field_validator("prices_file", "rules_file")
+    @classmethod
+    def _check_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_batching(self) -> Settings:
+        if self.max_recv_mib > self.max_inflight_mib:
+            raise ValueError("max_recv_mib must be <= max_inflight_mib")
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.clickhouse_url.startswith("chdb:")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("LLMREL_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """Raised with every configuration problem, one per line."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build `Settings` from overrides (CLI flags) > env > `$LLMREL_CONFIG` YAML > defaults.
+
+    Raises:
+        ConfigError: listing every invalid setting at once.
+    """
+    config_file = os.environ.get("LLMREL_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"LLMREL_CONFIG: file not found: {config_file}")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            lines.append(f"{where}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None

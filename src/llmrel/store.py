@@ -1,0 +1,147 @@
+"""ClickHouse access through clickhouse-connect: one DSN, embedded (chDB) or server, same SQL.
+
+`connect()` opens a client; `migrate()` applies the numbered `schemas/*.sql` files, rendered
+for the configured database, TTLs and (optionally) cluster, and records them in
+`llmrel_schema_migrations`. Every statement is idempotent, so `migrate()` runs at each start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from urllib.parse import parse_qs, urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from llmrel.config import Settings
+
+_SCHEMA_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def schemas_dir() -> Path:
+    """`schemas/` inside an installed wheel, else the repository's top-level folder."""
+    packaged = Path(__file__).parent / "schemas"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "schemas"
+
+
+def database_name(url: str) -> str:
+    """The database a DSN names: `?database=` or the URL path for servers, else `default`."""
+    parsed = urlparse(url)
+    query_db = parse_qs(parsed.query).get("database", [None])[0]
+    if query_db:
+        return query_db
+    if parsed.scheme in ("http", "https"):
+        return parsed.path.strip("/").split("/")[0] or "default"
+    return "default"
+
+
+def connect(settings: Settings, **kwargs: object) -> Client:
+    """Open a clickhouse-connect client for `settings.clickhouse_url`.
+
+    The database is created first when it does not exist, so a fresh server works.
+    """
+    url = settings.clickhouse_url
+    db = database_name(url)
+    if not _IDENT.match(db):
+        raise ValueError(f"invalid database name {db!r}")
+    if settings.is_embedded:
+        path = urlparse(url).path
+        Path(path).mkdir(parents=True, exist_ok=True)
+        client = clickhouse_connect.get_client(dsn=f"chdb://{path}", **kwargs)
+    else:
+        bootstrap = clickhouse_connect.get_client(dsn=url, database="default", **kwargs)
+        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        bootstrap.close()
+        return clickhouse_connect.get_client(dsn=url, database=db, **kwargs)
+    if db != "default":
+        client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        client.database = db
+    return client
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+    def statements(self) -> list[str]:
+        """Statements split on `;` at line end, comments dropped."""
+        body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
+
+
+def _ttl(column: str, days: int) -> str:
+    return f"TTL toDateTime({column}) + toIntervalDay({days})" if days > 0 else ""
+
+
+def template_vars(settings: Settings, db: str) -> dict[str, str]:
+    """Values substituted into `schemas/*.sql` (`${db}`, `${on_cluster}`, engines, TTLs)."""
+    cluster = settings.cluster
+    if cluster and not _IDENT.match(cluster):
+        raise ValueError(f"invalid cluster name {cluster!r}")
+    replicated = "Replicated" if cluster else ""
+    return {
+        "db": db,
+        "on_cluster": f"ON CLUSTER {cluster}" if cluster else "",
+        "MergeTree": f"{replicated}MergeTree()",
+        "ReplacingMergeTree": f"{replicated}ReplacingMergeTree",
+        "AggregatingMergeTree": f"{replicated}AggregatingMergeTree()",
+        "ttl_traces": _ttl("Timestamp", settings.traces_ttl_days),
+        "ttl_trace_id_ts": _ttl("Start", settings.traces_ttl_days),
+        "ttl_calls": _ttl("Timestamp", settings.calls_ttl_days),
+        "ttl_findings": _ttl("DetectedAt", settings.findings_ttl_days),
+    }
+
+
+def load_migrations(settings: Settings, db: str, directory: Path | None = None) -> list[Migration]:
+    """Read and render every `NNN_name.sql` file in version order."""
+    values = template_vars(settings, db)
+    migrations = []
+    for path in sorted((directory or schemas_dir()).glob("*.sql")):
+        match = _SCHEMA_FILE.match(path.name)
+        if not match:
+            raise ValueError(f"schema file name must be NNN_name.sql: {path.name}")
+        sql = Template(path.read_text()).substitute(values)
+        migrations.append(Migration(int(match.group(1)), match.group(2), sql))
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate schema versions in {directory or schemas_dir()}")
+    return migrations
+
+
+def migrate(client: Client, settings: Settings) -> list[int]:
+    """Apply all schema files (idempotent) and record new versions. Returns versions newly recorded."""
+    db = client.database or database_name(settings.clickhouse_url)
+    on_cluster = f"ON CLUSTER {settings.cluster}" if settings.cluster else ""
+    engine = "ReplicatedReplacingMergeTree(applied_at)" if settings.cluster else "ReplacingMergeTree(applied_at)"
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.llmrel_schema_migrations {on_cluster} "
+        "(version UInt32, name String, checksum String, applied_at DateTime64(3) DEFAULT now64(3)) "
+        f"ENGINE = {engine} ORDER BY version"
+    )
+    applied = {row[0] for row in client.query(f"SELECT version FROM {db}.llmrel_schema_migrations").result_rows}
+    recorded = []
+    for migration in load_migrations(settings, db):
+        for statement in migration.statements():
+            client.command(statement)
+        if migration.version not in applied:
+            client.insert(f"{db}.llmrel_schema_migrations", [(migration.version, migration.name, migration.checksum)],
+                          column_names=["version", "name", "checksum"])
+            recorded.append(migration.version)
+    return recorded
+
+
+def schema_version(client: Client) -> int:
+    """Highest applied schema version, 0 on an empty database."""
+    rows = client.query("SELECT max(version) FROM llmrel_schema_migrations").result_rows
+    return int(rows[0][0] or 0)
