@@ -21,10 +21,14 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(chdb_dir: Path) -> Settings:
-    """Settings on the session's embedded store, with a fresh database for this test."""
+    """Settings on the session's embedded store, with a fresh database for this test.
+
+    Retention is off so fixed-time fixtures are not expired by TTL on insert.
+    """
     db = f"t_{uuid.uuid4().hex[:12]}"
     return load_settings(clickhouse_url=f"chdb://{chdb_dir}?database={db}",
-                         grpc_endpoint="127.0.0.1:0", http_endpoint="127.0.0.1:0", log_format="console")
+                         grpc_endpoint="127.0.0.1:0", http_endpoint="127.0.0.1:0", log_format="console",
+                         traces_ttl_days=0, calls_ttl_days=0, findings_ttl_days=0)
 
 
 @pytest.fixture

@@ -2,8 +2,156 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+import time
+from typing import Annotated, Any
+
+import httpx
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from llmrel.config import ConfigError, Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+_STORE_HELP = "chdb:///path or http(s)://user:pass@host:8123/db [env LLMREL_CLICKHOUSE_URL]"
+StoreOpt = Annotated[str | None, typer.Option("--clickhouse-url", help=_STORE_HELP)]
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """Load settings, printing every problem and exiting 2 when invalid."""
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        err_console.print("[bold red]invalid configuration:[/]")
+        for line in str(exc).splitlines():
+            err_console.print(f"  - {line}")
+        raise typer.Exit(2) from None
+
+
+def serve(
+    clickhouse_url: StoreOpt = None,
+    grpc_endpoint: Annotated[str | None, typer.Option(help="OTLP/gRPC host:port [env LLMREL_GRPC_ENDPOINT]")] = None,
+    http_endpoint: Annotated[str | None, typer.Option(help="OTLP/HTTP + API [env LLMREL_HTTP_ENDPOINT]")] = None,
+    log_format: Annotated[str | None, typer.Option(help="json | console [env LLMREL_LOG_FORMAT]")] = None,
+) -> None:
+    """Receive OTLP traces, store them in ClickHouse and analyze LLM calls as they arrive."""
+    from llmrel.logging import configure_logging
+    from llmrel.receiver.server import Receiver
+
+    settings = settings_or_exit(clickhouse_url=clickhouse_url, grpc_endpoint=grpc_endpoint,
+                                http_endpoint=http_endpoint, log_format=log_format)
+    configure_logging(settings.log_level, settings.log_format)
+    receiver = Receiver(settings).start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    err_console.print(f"llmrel listening: OTLP/gRPC :{receiver.grpc_port}, OTLP/HTTP + API :{receiver.http_port}")
+    stop.wait()
+    receiver.stop()
+
+
+def migrate_cmd(clickhouse_url: StoreOpt = None) -> None:
+    """Apply the schema (idempotent) and print the schema version."""
+    from llmrel.store import connect, migrate, schema_version
+
+    settings = settings_or_exit(clickhouse_url=clickhouse_url)
+    client = connect(settings)
+    applied = migrate(client, settings)
+    console.print(f"schema version {schema_version(client)} (newly applied: {applied or 'none'})")
+
+
+def _report_via_api(api: str, since: str, token: str | None) -> dict[str, Any] | None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(f"{api.rstrip('/')}/api/v1/report", params={"since": since}, headers=headers, timeout=30)
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        err_console.print(f"[red]{api} answered {response.status_code}: {response.text[:300]}[/]")
+        raise typer.Exit(1)
+    return response.json()
+
+
+def report(
+    since: Annotated[str, typer.Option(help="1h, 30m, 7d or an ISO time")] = "1h",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    api: Annotated[str | None, typer.Option(help="llmrel HTTP endpoint to ask (default: the configured one)")] = None,
+    clickhouse_url: StoreOpt = None,
+) -> None:
+    """Calls, errors, latency, tokens and cost per service and model (and findings when analyzers run)."""
+    from llmrel.report import build_report, parse_since
+
+    settings = settings_or_exit(clickhouse_url=clickhouse_url)
+    try:
+        since_ns = parse_since(since)
+    except ValueError as exc:
+        err_console.print(f"[red]--since: {exc}[/]")
+        raise typer.Exit(2) from None
+    data = None
+    if settings.is_embedded:  # a running `llmrel serve` owns the embedded store: ask it
+        host, _, port = settings.http_endpoint.rpartition(":")
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host
+        token = settings.auth_token.get_secret_value() if settings.auth_token else None
+        data = _report_via_api(api or f"http://{host}:{port}", since, token)
+    if data is None:
+        from llmrel.store import connect
+
+        data = build_report(connect(settings), since_ns)
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    render_report(data)
+
+
+def render_report(data: dict[str, Any]) -> None:
+    """Print the report as terminal tables."""
+    t = data["totals"]
+    window = time.strftime("%Y-%m-%d %H:%M", time.gmtime(data["since_ns"] / 1e9))
+    console.print(f"[bold]LLM calls since {window} UTC[/]: {t['calls']} calls, {t['errors']} errors, "
+                  f"{t['input_tokens']} in / {t['output_tokens']} out tokens, ${t['cost_usd']:.4f}, "
+                  f"{t['unpriced_calls']} unpriced")
+    table = Table(show_lines=False)
+    for col in ("service", "model", "calls", "err %", "p50 ms", "p95 ms", "p99 ms", "ttft p50",
+                "in tok", "out tok", "cost $", "unpriced"):
+        table.add_column(col, justify="left" if col in ("service", "model") else "right")
+    for r in data["by_service_model"]:
+        ttft = r["ttft_p50_ms"]
+        table.add_row(r["service"], r["model"], str(r["calls"]), f"{100 * r['error_rate']:.1f}",
+                      f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p99_ms']}",
+                      "-" if ttft is None or ttft != ttft else f"{ttft}",
+                      str(r["input_tokens"]), str(r["output_tokens"]), f"{r['cost_usd']:.4f}",
+                      str(r["unpriced_calls"]))
+    console.print(table)
+    findings = data.get("findings")
+    if findings:
+        from llmrel.analyzers.report import render_findings_summary
+
+        render_findings_summary(console, findings)
+
+
+def reprice(
+    since: Annotated[str, typer.Option(help="1h, 30m, 7d or an ISO time")] = "24h",
+    clickhouse_url: StoreOpt = None,
+) -> None:
+    """Recompute stored costs (after a price change or a new price/alias file)."""
+    from llmrel.pricing import Pricer
+    from llmrel.pricing import reprice as reprice_rows
+    from llmrel.report import parse_since
+    from llmrel.store import connect
+
+    settings = settings_or_exit(clickhouse_url=clickhouse_url)
+    changed = reprice_rows(connect(settings), Pricer.from_settings(settings), parse_since(since))
+    console.print(f"repriced {changed} calls")
 
 
 def register(app: typer.Typer) -> None:
     """Add the ingest commands to the `llmrel` app."""
+    app.command("serve")(serve)
+    app.command("migrate")(migrate_cmd)
+    app.command("report")(report)
+    app.command("reprice")(reprice)

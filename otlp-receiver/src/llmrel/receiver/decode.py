@@ -1,0 +1,179 @@
+"""OTLP trace requests -> `SpanRecord`s. Pure: no I/O, no clocks, no globals.
+
+Mirrors the Collector's ClickHouse exporter row mapping (REFERENCE §1.2): `Timestamp` is the
+span start, `Duration` end-start in ns, ids lowercase hex, `ServiceName` from the resource's
+`service.name`, enum names as pdata prints them. Spans that cannot be stored faithfully
+(bad ids, end before start) are rejected one by one and reported, the rest are kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from llmrel.model import SpanRecord
+from llmrel.receiver.flatten import any_value_to_string
+
+SPAN_KINDS: tuple[str, ...] = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
+STATUS_CODES: tuple[str, ...] = ("Unset", "Ok", "Error")
+_MAX_ERRORS_REPORTED = 5
+
+
+class InvalidRequest(ValueError):
+    """The request as a whole cannot be decoded (maps to INVALID_ARGUMENT / HTTP 400)."""
+
+
+@dataclass
+class DecodeResult:
+    """Spans ready to store, plus the count and reasons of spans rejected individually."""
+
+    spans: list[SpanRecord] = field(default_factory=list)
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def error_message(self) -> str:
+        shown = "; ".join(self.errors[:_MAX_ERRORS_REPORTED])
+        more = len(self.errors) - _MAX_ERRORS_REPORTED
+        return f"{shown}; and {more} more" if more > 0 else shown
+
+
+def parse_protobuf_request(body: bytes) -> ExportTraceServiceRequest:
+    """Parse a binary `ExportTraceServiceRequest`.
+
+    Raises:
+        InvalidRequest: not a valid message (including invalid UTF-8 in string fields).
+    """
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, ValueError) as exc:
+        raise InvalidRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+def parse_json_request(body: bytes) -> ExportTraceServiceRequest:
+    """Parse an OTLP/JSON request: hex ids, int64 as strings or numbers, unknown fields ignored.
+
+    Raises:
+        InvalidRequest: not JSON, not the OTLP shape, or ids that are not hex.
+    """
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidRequest("body must be a JSON object (ExportTraceServiceRequest)")
+    try:
+        _hex_ids_to_base64(document)
+        return json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidRequest(f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    """OTLP/JSON carries ids as hex; protobuf's JSON mapping expects base64 for bytes."""
+    for resource_spans in _dicts(document.get("resourceSpans", document.get("resource_spans"))):
+        for scope_spans in _dicts(resource_spans.get("scopeSpans", resource_spans.get("scope_spans"))):
+            for span in _dicts(scope_spans.get("spans")):
+                _convert_ids(span, "span")
+                for link in _dicts(span.get("links")):
+                    _convert_ids(link, "link")
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ValueError("expected a list of objects")
+    return value
+
+
+def _convert_ids(obj: dict[str, Any], where: str) -> None:
+    for key in ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"):
+        value = obj.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{where} {key} must be a hex string")
+        try:
+            obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
+        except ValueError:
+            raise ValueError(f"{where} {key} is not hex: {value[:40]!r}") from None
+
+
+def _attributes(key_values: Any) -> dict[str, str]:
+    return {kv.key: any_value_to_string(kv.value) for kv in key_values}
+
+
+def decode_request(request: ExportTraceServiceRequest) -> DecodeResult:
+    """Flatten a request into `SpanRecord`s, rejecting individually invalid spans."""
+    result = DecodeResult()
+    spans = result.spans
+    hexlify = binascii.hexlify
+    for resource_spans in request.resource_spans:
+        resource_attrs = _attributes(resource_spans.resource.attributes)
+        service = resource_attrs.get("service.name", "")
+        for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name
+            scope_version = scope_spans.scope.version
+            for span in scope_spans.spans:
+                trace_id, span_id = span.trace_id, span.span_id
+                problem = _span_problem(trace_id, span_id, span.parent_span_id,
+                                        span.start_time_unix_nano, span.end_time_unix_nano)
+                if problem:
+                    result.rejected += 1
+                    result.errors.append(f"span {span.name!r}: {problem}")
+                    continue
+                start = span.start_time_unix_nano
+                events = span.events
+                links = span.links
+                spans.append(SpanRecord(
+                    start,
+                    hexlify(trace_id).decode(),
+                    hexlify(span_id).decode(),
+                    hexlify(span.parent_span_id).decode(),
+                    span.trace_state,
+                    span.name,
+                    SPAN_KINDS[span.kind] if span.kind < len(SPAN_KINDS) else "Unspecified",
+                    service,
+                    resource_attrs,
+                    scope_name,
+                    scope_version,
+                    _attributes(span.attributes),
+                    span.end_time_unix_nano - start,
+                    STATUS_CODES[span.status.code] if span.status.code < len(STATUS_CODES) else "Unset",
+                    span.status.message,
+                    [e.time_unix_nano for e in events],
+                    [e.name for e in events],
+                    [_attributes(e.attributes) for e in events],
+                    [_hex_id(link.trace_id) for link in links],
+                    [_hex_id(link.span_id) for link in links],
+                    [link.trace_state for link in links],
+                    [_attributes(link.attributes) for link in links],
+                ))
+    return result
+
+
+def _hex_id(raw: bytes) -> str:
+    return raw.hex() if raw.strip(b"\0") else ""
+
+
+def _span_problem(trace_id: bytes, span_id: bytes, parent_id: bytes, start: int, end: int) -> str:
+    if len(trace_id) != 16 or not trace_id.strip(b"\0"):
+        return f"trace_id must be 16 non-zero bytes, got {len(trace_id)} bytes"
+    if len(span_id) != 8 or not span_id.strip(b"\0"):
+        return f"span_id must be 8 non-zero bytes, got {len(span_id)} bytes"
+    if parent_id and len(parent_id) != 8:
+        return f"parent_span_id must be empty or 8 bytes, got {len(parent_id)} bytes"
+    if start == 0:
+        return "start_time_unix_nano is missing"
+    if end < start:
+        return "end_time_unix_nano is before start_time_unix_nano"
+    return ""

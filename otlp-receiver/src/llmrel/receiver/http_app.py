@@ -1,0 +1,165 @@
+"""OTLP/HTTP `POST /v1/traces` on :4318 (protobuf and JSON, gzip), plus health and metrics.
+
+Statuses follow the OTLP spec: 400 with a `google.rpc.Status` body for bad data, 413 over the
+size limit, 415 for other content types, 401 without a valid token, 429 (overload) and 503
+(store unavailable, shutting down) with `Retry-After` so exporters retry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import zlib
+from collections.abc import Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from llmrel.receiver.decode import InvalidRequest, parse_json_request, parse_protobuf_request
+from llmrel.receiver.ingest import Ingestor, Outcome
+from llmrel.receiver.metrics import ReceiverMetrics
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _encode(message: Message, media_type: str) -> bytes:
+    if media_type == JSON:
+        return json_format.MessageToJson(message, indent=None).encode()
+    return message.SerializeToString()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidRequest(f"body is not valid gzip: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _TooLarge
+    if not inflater.eof:
+        raise InvalidRequest("body is not valid gzip: truncated stream")
+    return out
+
+
+def build_otlp_router(ingestor: Ingestor, metrics: ReceiverMetrics, *, auth: Callable[[Request], bool],
+                      max_body_bytes: int, retry_after_s: int) -> APIRouter:
+    """The `/v1/traces` route bound to one ingest path."""
+    router = APIRouter()
+
+    def reply(status: int, media_type: str, message: Message, outcome: str, retry: bool = False) -> Response:
+        metrics.requests.labels("http", outcome).inc()
+        headers = {"Retry-After": str(retry_after_s)} if retry else None
+        media = media_type if media_type in (PROTOBUF, JSON) else PROTOBUF
+        return Response(_encode(message, media), status_code=status, media_type=media, headers=headers)
+
+    def error(status: int, media_type: str, code: int, text: str, outcome: str, retry: bool = False) -> Response:
+        return reply(status, media_type, status_pb2.Status(code=code, message=text), outcome, retry)
+
+    @router.post("/v1/traces")
+    async def export_traces(request: Request) -> Response:
+        media_type = _media_type(request)
+        if not auth(request):
+            return error(401, media_type, code_pb2.UNAUTHENTICATED, "missing or invalid bearer token",
+                         "unauthenticated")
+        if media_type not in (PROTOBUF, JSON):
+            return error(415, media_type, code_pb2.INVALID_ARGUMENT,
+                         f"unsupported content type {media_type!r}; use {PROTOBUF} or {JSON}", "invalid")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip", ""):
+            return error(415, media_type, code_pb2.INVALID_ARGUMENT,
+                         f"unsupported content encoding {encoding!r}; use gzip or none", "invalid")
+        too_large = f"request body exceeds the {max_body_bytes} byte limit"
+        try:
+            body = await _read_body(request, max_body_bytes)
+        except _TooLarge:
+            return error(413, media_type, code_pb2.RESOURCE_EXHAUSTED, too_large, "too_large")
+        if not ingestor.reserve(len(body)):
+            return error(429, media_type, code_pb2.RESOURCE_EXHAUSTED,
+                         "receiver is over its in-flight memory bound; retry later", "overloaded", retry=True)
+        reserved = len(body)
+        try:
+            try:
+                if encoding == "gzip":
+                    body = _gunzip(body, max_body_bytes)
+                parsed = parse_json_request(body) if media_type == JSON else parse_protobuf_request(body)
+            except _TooLarge:
+                return error(413, media_type, code_pb2.RESOURCE_EXHAUSTED, too_large, "too_large")
+            except InvalidRequest as exc:
+                return error(400, media_type, code_pb2.INVALID_ARGUMENT, str(exc), "invalid")
+            result = await run_in_threadpool(ingestor.ingest, parsed)
+        finally:
+            ingestor.release(reserved)
+        if result.outcome is not Outcome.STORED:
+            return error(503, media_type, code_pb2.UNAVAILABLE, result.message, result.outcome.value, retry=True)
+        response = ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.CopyFrom(ExportTracePartialSuccess(
+                rejected_spans=result.rejected, error_message=result.message))
+        return reply(200, media_type, response, "partial" if result.rejected else "ok")
+
+    return router
+
+
+def bearer_auth(token: str | None) -> Callable[[Request], bool]:
+    """A request check accepting `Authorization: Bearer <token>` (everything when token is None)."""
+
+    def check(request: Request) -> bool:
+        if token is None:
+            return True
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+
+    return check
+
+
+def build_http_app(routers: list[APIRouter], metrics: ReceiverMetrics, ready: Callable[[], bool]) -> FastAPI:
+    """The FastAPI app served on the HTTP endpoint."""
+    app = FastAPI(title="llmrel", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz(response: Response) -> dict[str, str]:
+        if not ready():
+            response.status_code = 503
+            return {"status": "not ready"}
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

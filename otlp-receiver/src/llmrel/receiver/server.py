@@ -1,0 +1,167 @@
+"""`Receiver`: wires settings -> store -> writer -> ingest -> gRPC + HTTP servers -> analyzers.
+
+Lifecycle: `start()` migrates the schema and binds both ports; `stop()` drains: the servers stop
+taking requests, in-flight exports finish (up to the grace period), the writer commits what is
+queued, the analyzers checkpoint. Usable as a context manager in tests.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import uvicorn
+from clickhouse_connect.driver.client import Client
+
+from llmrel.config import Settings
+from llmrel.model import LlmCall
+from llmrel.receiver.api import build_api_router
+from llmrel.receiver.content import content_transform
+from llmrel.receiver.grpc_server import TraceServicer, build_grpc_server
+from llmrel.receiver.http_app import bearer_auth, build_http_app, build_otlp_router
+from llmrel.receiver.ingest import Ingestor
+from llmrel.receiver.metrics import ReceiverMetrics
+from llmrel.receiver.writer import BatchWriter
+from llmrel.store import connect, migrate
+
+log = structlog.get_logger(__name__)
+_MIB = 1024 * 1024
+
+
+class AnalyzerWorker:
+    """Runs the in-process analyzers on committed batches, off the ack path.
+
+    The queue is bounded: if analysis falls behind, commits wait for it (backpressure)
+    instead of growing memory or dropping calls.
+    """
+
+    def __init__(self, on_commit: Callable[[list[LlmCall]], Any], close: Callable[[], Any],
+                 metrics: ReceiverMetrics, max_batches: int = 64) -> None:
+        self._on_commit = on_commit
+        self._close = close
+        self._metrics = metrics
+        self._queue: queue.Queue[list[LlmCall] | None] = queue.Queue(max_batches)
+        self._thread = threading.Thread(target=self._run, name="llmrel-analyzers", daemon=True)
+        self._thread.start()
+
+    def submit(self, calls: list[LlmCall]) -> None:
+        self._queue.put(calls)
+        self._metrics.analyzer_queue_depth.set(self._queue.qsize())
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while (calls := self._queue.get()) is not None:
+            self._metrics.analyzer_queue_depth.set(self._queue.qsize())
+            try:
+                self._on_commit(calls)
+            except Exception:
+                log.exception("analyzer_failed", calls=len(calls))
+        try:
+            self._close()
+        except Exception:
+            log.exception("analyzer_close_failed")
+
+
+def _load_analyzer(settings: Settings, client: Client) -> Any | None:
+    if not settings.analyzers_enabled:
+        return None
+    try:
+        from llmrel.analyzers.runtime import Analyzer
+    except ImportError:
+        log.warning("analyzers_unavailable")
+        return None
+    return Analyzer.from_settings(settings, client)
+
+
+def _bind(endpoint: str) -> socket.socket:
+    host, _, port = endpoint.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Receiver:
+    """The running llmrel ingest service (gRPC + HTTP + writer + analyzers)."""
+
+    def __init__(self, settings: Settings, *, client_factory: Callable[[], Client] | None = None) -> None:
+        self.settings = settings
+        self.metrics = ReceiverMetrics()
+        self._client_factory = client_factory or (lambda: connect(settings))
+        self.grpc_port = 0
+        self.http_port = 0
+        self._ready = False
+
+    def start(self) -> Receiver:
+        from llmrel.normalize import normalize_span
+        from llmrel.pricing import Pricer
+
+        s = self.settings
+        self._write_client = self._client_factory()
+        migrate(self._write_client, s)
+        self._read_client = self._client_factory()
+        self._analyzer_client = self._client_factory()
+        analyzer = _load_analyzer(s, self._analyzer_client)
+        self._analyzers = (AnalyzerWorker(analyzer.on_commit, analyzer.close, self.metrics)
+                           if analyzer is not None else None)
+        self._writer = BatchWriter(
+            self._write_client, self.metrics, max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
+            on_commit=self._analyzers.submit if self._analyzers else None)
+        pricer = Pricer.from_settings(s)
+        self._ingestor = Ingestor(
+            self._writer, self.metrics, normalize=normalize_span,
+            transforms=(pricer.price,), span_transform=content_transform(s.content_policy),
+            max_inflight_bytes=s.max_inflight_mib * _MIB, commit_timeout_s=s.insert_timeout_s)
+        token = s.auth_token.get_secret_value() if s.auth_token else None
+        servicer = TraceServicer(self._ingestor, self.metrics, auth_token=token, retry_after_s=s.retry_after_s)
+        self._grpc, self.grpc_port = build_grpc_server(servicer, s.grpc_endpoint, max_recv_bytes=s.max_recv_mib * _MIB)
+        auth = bearer_auth(token)
+        app = build_http_app(
+            [build_otlp_router(self._ingestor, self.metrics, auth=auth, max_body_bytes=s.max_recv_mib * _MIB,
+                               retry_after_s=s.retry_after_s),
+             build_api_router(self._read_client, auth)],
+            self.metrics, ready=lambda: self._ready)
+        sock = _bind(s.http_endpoint)
+        self.http_port = sock.getsockname()[1]
+        self._uvicorn = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                                      timeout_graceful_shutdown=10, lifespan="off"))
+        self._http_thread = threading.Thread(target=self._uvicorn.run, kwargs={"sockets": [sock]},
+                                             name="llmrel-http", daemon=True)
+        self._grpc.start()
+        self._http_thread.start()
+        self._ready = True
+        log.info("receiver_started", grpc_port=self.grpc_port, http_port=self.http_port,
+                 store="embedded" if s.is_embedded else "server")
+        return self
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Graceful shutdown: stop accepting, drain in-flight exports, commit, checkpoint."""
+        if not self._ready:
+            return
+        self._ready = False
+        self._uvicorn.should_exit = True
+        self._grpc.stop(grace_s).wait(grace_s + 1)
+        self._http_thread.join(grace_s + 1)
+        self._writer.close()
+        if self._analyzers is not None:
+            self._analyzers.close()
+        for client in (self._write_client, self._read_client, self._analyzer_client):
+            client.close()
+        log.info("receiver_stopped")
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

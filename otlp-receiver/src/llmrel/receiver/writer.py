@@ -1,0 +1,136 @@
+"""Group commit: concurrent exports become one INSERT per table; each export is acknowledged
+only after its rows are committed.
+
+Order of inserts: `llm_calls` first (a ReplacingMergeTree, so a retried batch collapses), then
+`otel_traces`. A failure fails every export of the batch, so the senders retry.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import structlog
+from clickhouse_connect.driver.client import Client
+
+from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
+from llmrel.receiver.metrics import ReceiverMetrics
+
+log = structlog.get_logger(__name__)
+
+CommitHook = Callable[[list[LlmCall]], None]
+
+
+class WriterClosed(RuntimeError):
+    """The writer is shutting down and takes no new work."""
+
+
+@dataclass
+class _Pending:
+    spans: Sequence[SpanRecord]
+    calls: Sequence[LlmCall]
+    future: Future[None] = field(default_factory=Future)
+
+
+class BatchWriter:
+    """One writer thread; `submit()` is thread-safe and returns a future resolved at commit.
+
+    Args:
+        client: a clickhouse-connect client used only by the writer thread.
+        max_spans: a batch closes once it holds this many spans.
+        max_wait_s: how long a batch stays open for more exports after the first arrives
+            (bounds the insert rate, so ClickHouse is not flooded with tiny parts).
+        on_commit: called in the writer thread with each committed batch's calls; must not raise.
+    """
+
+    def __init__(self, client: Client, metrics: ReceiverMetrics, *, max_spans: int = 20_000,
+                 max_wait_s: float = 0.02, on_commit: CommitHook | None = None) -> None:
+        self._client = client
+        self._metrics = metrics
+        self._max_spans = max_spans
+        self._max_wait_s = max_wait_s
+        self._on_commit = on_commit
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="llmrel-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, spans: Sequence[SpanRecord], calls: Sequence[LlmCall]) -> Future[None]:
+        """Queue rows for the next commit. Raises `WriterClosed` after `close()`."""
+        if self._closed:
+            raise WriterClosed("receiver is shutting down")
+        pending = _Pending(spans, calls)
+        self._queue.put(pending)
+        self._metrics.queue_depth.inc()
+        return pending.future
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop taking work, commit everything queued, then stop the thread."""
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch, stopping = self._collect(first)
+            self._commit(batch)
+        while True:  # fail whatever raced in after the sentinel
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item.future.set_exception(WriterClosed("receiver is shutting down"))
+
+    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch = [first]
+        size = len(first.spans)
+        deadline = time.monotonic() + self._max_wait_s
+        while size < self._max_spans:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+            size += len(item.spans)
+        return batch, False
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        self._metrics.queue_depth.dec(len(batch))
+        spans = [s for p in batch for s in p.spans]
+        calls = [c for p in batch for c in p.calls]
+        started = time.perf_counter()
+        try:
+            if calls:
+                self._client.insert("llm_calls", calls, column_names=LLM_CALL_COLUMNS)
+            if spans:
+                self._client.insert("otel_traces", spans, column_names=SPAN_COLUMNS)
+        except Exception as exc:
+            self._metrics.insert_failures.inc()
+            log.warning("insert_failed", error=str(exc)[:500], spans=len(spans), calls=len(calls))
+            for pending in batch:
+                pending.future.set_exception(exc)
+            return
+        self._metrics.insert_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_spans.observe(len(spans))
+        self._metrics.spans_stored.inc(len(spans))
+        for call in calls:
+            self._metrics.calls_stored.labels(call.cost_status).inc()
+        for pending in batch:
+            pending.future.set_result(None)
+        if self._on_commit is not None and calls:
+            try:
+                self._on_commit(calls)
+            except Exception:
+                log.exception("on_commit_failed")

@@ -1,0 +1,88 @@
+"""`llmrel report`: what happened per service and model, computed in ClickHouse, shaped with polars."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+from clickhouse_connect.driver.client import Client
+
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+_REPORT_SQL = """
+SELECT
+    ServiceName AS service,
+    Model AS model,
+    count() AS calls,
+    countIf(StatusCode = 'Error') AS errors,
+    round(errors / calls, 4) AS error_rate,
+    round(quantile(0.5)(Duration) / 1e6, 1) AS p50_ms,
+    round(quantile(0.95)(Duration) / 1e6, 1) AS p95_ms,
+    round(quantile(0.99)(Duration) / 1e6, 1) AS p99_ms,
+    round(quantileIf(0.5)(TimeToFirstToken, TimeToFirstToken IS NOT NULL) / 1e6, 1) AS ttft_p50_ms,
+    sum(ifNull(InputTokens, 0)) AS input_tokens,
+    sum(ifNull(OutputTokens, 0)) AS output_tokens,
+    round(sum(ifNull(CostUSD, 0)), 6) AS cost_usd,
+    countIf(CostStatus = 'unpriced') AS unpriced_calls
+FROM llm_calls FINAL
+WHERE Timestamp >= fromUnixTimestamp64Nano({since:Int64}) AND Timestamp < fromUnixTimestamp64Nano({until:Int64})
+GROUP BY service, model
+ORDER BY cost_usd DESC, calls DESC
+"""
+
+
+def parse_since(text: str, now_s: float | None = None) -> int:
+    """`1h`, `30m`, `7d` (ago) or an ISO-8601 time -> epoch nanoseconds.
+
+    Raises:
+        ValueError: on anything else.
+    """
+    now_s = time.time() if now_s is None else now_s
+    match = _DURATION.match(text.strip())
+    if match:
+        return int((now_s - int(match.group(1)) * _UNIT_S[match.group(2)]) * 1e9)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a duration like 1h/30m/7d or an ISO time, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1e9)
+
+
+def call_stats(client: Client, since_ns: int, until_ns: int) -> pl.DataFrame:
+    """One row per (service, model) with calls, errors, latency quantiles, tokens, cost, unpriced calls."""
+    table = client.query_arrow(_REPORT_SQL, parameters={"since": since_ns, "until": until_ns})
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def _findings(client: Client, since_ns: int) -> dict[str, Any] | None:
+    try:
+        from llmrel.analyzers.report import findings_summary
+    except ImportError:
+        return None
+    return findings_summary(client, since_ns)
+
+
+def build_report(client: Client, since_ns: int, until_ns: int | None = None) -> dict[str, Any]:
+    """The whole report as plain data (what `--json` prints and the REST API returns)."""
+    until_ns = until_ns or time.time_ns()
+    stats = call_stats(client, since_ns, until_ns)
+    totals = {
+        "calls": int(stats["calls"].sum()) if stats.height else 0,
+        "errors": int(stats["errors"].sum()) if stats.height else 0,
+        "input_tokens": int(stats["input_tokens"].sum()) if stats.height else 0,
+        "output_tokens": int(stats["output_tokens"].sum()) if stats.height else 0,
+        "cost_usd": round(float(stats["cost_usd"].sum()), 6) if stats.height else 0.0,
+        "unpriced_calls": int(stats["unpriced_calls"].sum()) if stats.height else 0,
+    }
+    report: dict[str, Any] = {"since_ns": since_ns, "until_ns": until_ns, "totals": totals,
+                              "by_service_model": stats.to_dicts()}
+    findings = _findings(client, since_ns)
+    if findings is not None:
+        report["findings"] = findings
+    return report
