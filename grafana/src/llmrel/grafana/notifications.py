@@ -1,0 +1,86 @@
+"""Contact points (Slack, PagerDuty, webhook), the message template and the notification policy tree.
+
+Secrets never appear in files: provisioning files carry `$LLMREL_…` placeholders that Grafana
+fills from its own environment when it reads them; `llmrel grafana push` fills them from
+the values it is given and skips a contact point whose value is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from grafana_foundation_sdk.builders import alerting
+from grafana_foundation_sdk.models import alerting as am
+
+TEMPLATE_NAME = "llmrel"
+# No `$` in the template: file provisioning would read it as an environment variable.
+TEMPLATE = """{{ define "llmrel.title" }}[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}{{ end }}
+{{ define "llmrel.message" }}{{ range .Alerts }}{{ .Annotations.summary }}
+{{ .Annotations.description }}
+Runbook: {{ .Annotations.runbook_url }}
+{{ if .DashboardURL }}Dashboard: {{ .DashboardURL }}{{ end }}{{ if .PanelURL }} Panel: {{ .PanelURL }}{{ end }}
+{{ end }}{{ end }}"""
+
+_TITLE = '{{ template "llmrel.title" . }}'
+_MESSAGE = '{{ template "llmrel.message" . }}'
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """A contact point whose secret comes from the environment variable `env`."""
+
+    uid: str
+    type: str
+    env: str
+    secret_key: str
+    settings: Mapping[str, object]
+
+
+RECEIVERS: tuple[Receiver, ...] = (
+    Receiver("llmrel-slack", "slack", "LLMREL_SLACK_WEBHOOK_URL", "url", {"title": _TITLE, "text": _MESSAGE}),
+    Receiver("llmrel-pagerduty", "pagerduty", "LLMREL_PAGERDUTY_INTEGRATION_KEY", "integrationKey",
+             {"severity": "critical", "summary": _TITLE, "class": "llmrel", "component": "llmrel"}),
+    Receiver("llmrel-webhook", "webhook", "LLMREL_ALERT_WEBHOOK_URL", "url",
+             {"httpMethod": "POST", "title": _TITLE, "message": _MESSAGE}),
+)
+
+
+def contact_points(secrets: Mapping[str, str] | None = None) -> list[am.ContactPoint]:
+    """Contact points with `$ENV` placeholders, or with `secrets[env]` filled in (missing ones skipped)."""
+    points = []
+    for receiver in RECEIVERS:
+        if secrets is None:
+            value = f"${receiver.env}"
+        elif secrets.get(receiver.env):
+            value = secrets[receiver.env]
+        else:
+            continue
+        settings = {**receiver.settings, receiver.secret_key: value}
+        points.append(alerting.ContactPoint().uid(receiver.uid).name(receiver.uid).type(receiver.type)  # type: ignore[arg-type]
+                      .settings(settings).disable_resolve_message(False).build())
+    return points
+
+
+def policy_tree(receivers: set[str]) -> dict[str, object]:
+    """The org's notification policy tree in Grafana's wire form (`object_matchers` as triples).
+
+    Critical alerts page PagerDuty; every llmrel alert also goes to Slack and the webhook. The
+    root receiver is Slack when configured (else the first available), so alerts of other
+    products keep a destination. Routes to receivers not in `receivers` are left out.
+    """
+    product = [["product", "=", "llmrel"]]
+    routes: list[dict[str, object]] = []
+    if "llmrel-pagerduty" in receivers:
+        routes.append({"receiver": "llmrel-pagerduty", "object_matchers": [["severity", "=", "critical"], *product],
+                       "continue": True})
+    for uid in ("llmrel-webhook", "llmrel-slack"):
+        if uid in receivers:
+            routes.append({"receiver": uid, "object_matchers": product, "continue": True})
+    root = "llmrel-slack" if "llmrel-slack" in receivers else sorted(receivers)[0]
+    return {"receiver": root, "group_by": ["grafana_folder", "alertname", "service"], "group_wait": "30s",
+            "group_interval": "5m", "repeat_interval": "4h", "routes": routes}
+
+
+def template() -> am.NotificationTemplate:
+    return alerting.NotificationTemplate().name(TEMPLATE_NAME).template(TEMPLATE).build()
