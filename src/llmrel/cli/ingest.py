@@ -46,7 +46,14 @@ def serve(
     settings = settings_or_exit(clickhouse_url=clickhouse_url, grpc_endpoint=grpc_endpoint,
                                 http_endpoint=http_endpoint, log_format=log_format)
     configure_logging(settings.log_level, settings.log_format)
-    receiver = Receiver(settings).start()
+    try:
+        receiver = Receiver(settings).start()
+    except ConfigError as exc:
+        err_console.print(f"[bold red]invalid configuration:[/]\n{exc}")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        err_console.print(f"[bold red]cannot start:[/] {exc}")
+        raise typer.Exit(1) from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -145,7 +152,13 @@ def reprice(
     from llmrel.store import connect
 
     settings = settings_or_exit(clickhouse_url=clickhouse_url)
-    changed = reprice_rows(connect(settings), Pricer.from_settings(settings), parse_since(since))
+    try:
+        pricer = Pricer.from_settings(settings)
+        since_ns = parse_since(since)
+    except (ConfigError, ValueError) as exc:
+        err_console.print(f"[bold red]{exc}[/]")
+        raise typer.Exit(2) from None
+    changed = reprice_rows(connect(settings), pricer, since_ns)
     console.print(f"repriced {changed} calls")
 
 

@@ -8,8 +8,8 @@ queued, the analyzers checkpoint. Usable as a context manager in tests.
 from __future__ import annotations
 
 import queue
-import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,18 +80,6 @@ def _load_analyzer(settings: Settings, client: Client) -> Any | None:
     return Analyzer.from_settings(settings, client)
 
 
-def _bind(endpoint: str) -> socket.socket:
-    host, _, port = endpoint.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, int(port)))
-    sock.listen(512)
-    sock.set_inheritable(True)
-    return sock
-
-
 class Receiver:
     """The running llmrel ingest service (gRPC + HTTP + writer + analyzers)."""
 
@@ -132,18 +120,25 @@ class Receiver:
                                retry_after_s=s.retry_after_s),
              build_api_router(self._read_client, auth)],
             self.metrics, ready=lambda: self._ready)
-        sock = _bind(s.http_endpoint)
-        self.http_port = sock.getsockname()[1]
-        self._uvicorn = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                                      timeout_graceful_shutdown=10, lifespan="off"))
-        self._http_thread = threading.Thread(target=self._uvicorn.run, kwargs={"sockets": [sock]},
-                                             name="llmrel-http", daemon=True)
+        host, _, port = s.http_endpoint.rpartition(":")
+        self._uvicorn = uvicorn.Server(uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning",
+                                                      access_log=False, timeout_graceful_shutdown=10, lifespan="off"))
+        self._http_thread = threading.Thread(target=self._uvicorn.run, name="llmrel-http", daemon=True)
         self._grpc.start()
         self._http_thread.start()
+        self.http_port = self._wait_for_http()
         self._ready = True
         log.info("receiver_started", grpc_port=self.grpc_port, http_port=self.http_port,
                  store="embedded" if s.is_embedded else "server")
         return self
+
+    def _wait_for_http(self, timeout_s: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout_s
+        while not self._uvicorn.started:
+            if not self._http_thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"cannot serve OTLP/HTTP on {self.settings.http_endpoint}")
+            time.sleep(0.01)
+        return self._uvicorn.servers[0].sockets[0].getsockname()[1]
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Graceful shutdown: stop accepting, drain in-flight exports, commit, checkpoint."""

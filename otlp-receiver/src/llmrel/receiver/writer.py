@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.insert import InsertContext
 
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
 from llmrel.receiver.metrics import ReceiverMetrics
@@ -54,6 +55,7 @@ class BatchWriter:
         self._max_spans = max_spans
         self._max_wait_s = max_wait_s
         self._on_commit = on_commit
+        self._contexts: dict[str, InsertContext] = {}
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="llmrel-writer", daemon=True)
@@ -106,6 +108,17 @@ class BatchWriter:
             size += len(item.spans)
         return batch, False
 
+    def _insert(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple]) -> None:
+        """Insert through a reused insert context (saves a DESCRIBE TABLE per insert)."""
+        context = self._contexts.get(table)
+        if context is None:
+            context = self._contexts[table] = self._client.create_insert_context(table, column_names=list(columns))
+        context.data = rows
+        try:
+            self._client.insert(context=context)
+        finally:
+            context.data = None
+
     def _commit(self, batch: list[_Pending]) -> None:
         self._metrics.queue_depth.dec(len(batch))
         spans = [s for p in batch for s in p.spans]
@@ -113,10 +126,11 @@ class BatchWriter:
         started = time.perf_counter()
         try:
             if calls:
-                self._client.insert("llm_calls", calls, column_names=LLM_CALL_COLUMNS)
+                self._insert("llm_calls", LLM_CALL_COLUMNS, calls)
             if spans:
-                self._client.insert("otel_traces", spans, column_names=SPAN_COLUMNS)
+                self._insert("otel_traces", SPAN_COLUMNS, spans)
         except Exception as exc:
+            self._contexts.clear()
             self._metrics.insert_failures.inc()
             log.warning("insert_failed", error=str(exc)[:500], spans=len(spans), calls=len(calls))
             for pending in batch:

@@ -1,0 +1,233 @@
+"""Readable input/output text, tool-call count and finish reason from captured content attributes.
+
+Content arrives in one of four shapes: JSON message arrays (`gen_ai.input.messages`, parts
+`text|tool_call|tool_call_response`), the obsolete JSON `gen_ai.prompt`/`gen_ai.completion`,
+flattened indexed keys (`gen_ai.prompt.0.content`, `llm.input_messages.0.message.content`), or
+raw payloads (`input.value`, `traceloop.entity.input`). Input text is one `role: text` line per
+message; output text is the assistant text alone. Nothing here raises on malformed content.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from llmrel.normalize import tables as t
+from llmrel.normalize.values import parse_json
+
+_OUTPUT_TEXT_PARTS = frozenset({"text", "refusal"})
+
+
+class Content(NamedTuple):
+    """What the content attributes of one span say."""
+
+    input_text: str
+    output_text: str
+    tool_calls: int
+    finish_reason: str
+    keys: frozenset[str]  # attribute keys holding content, dropped from the leftover attributes
+
+
+def extract_content(attrs: dict[str, str]) -> Content:
+    """Collect text, tool calls and the first output finish reason from a span's attributes."""
+    indexed = _group_indexed(attrs)
+    keys = t.CONTENT_KEYS.intersection(attrs)
+    if indexed.keys:
+        keys |= indexed.keys
+
+    input_messages: list[tuple[str, str]] = []
+    instructions = _render_parts(parse_json(attrs.get(t.SYSTEM_INSTRUCTIONS)), attrs.get(t.SYSTEM_INSTRUCTIONS))
+    if instructions:
+        input_messages.append(("system", instructions))
+    input_messages += (_json_messages(attrs.get(t.INPUT_MESSAGES)) or indexed.prompts
+                       or _json_messages(attrs.get(t.LEGACY_PROMPT)) or indexed.oi_inputs)
+
+    outputs = _json_outputs(attrs.get(t.OUTPUT_MESSAGES))
+    if not outputs.texts and not outputs.tool_calls and not outputs.finish_reason:
+        outputs = (indexed.completions if indexed.completions.texts or indexed.completions.tool_calls
+                   or indexed.completions.finish_reason else _json_outputs(attrs.get(t.LEGACY_COMPLETION)))
+    if not outputs.texts and not outputs.tool_calls and (indexed.oi_outputs.texts or indexed.oi_outputs.tool_calls):
+        outputs = indexed.oi_outputs
+
+    input_text = "\n".join(f"{role}: {text}" if role else text for role, text in input_messages)
+    output_text = "\n".join(outputs.texts)
+    if not input_text:
+        input_text = _first_raw(attrs, (t.TOOL_CALL_ARGUMENTS, t.OI_INPUT_VALUE, t.TRACELOOP_ENTITY_INPUT))
+    if not output_text and not outputs.tool_calls:  # a tool-call-only answer has no text, not a raw payload
+        output_text = _first_raw(attrs, (t.TOOL_CALL_RESULT, t.OI_OUTPUT_VALUE, t.TRACELOOP_ENTITY_OUTPUT))
+    return Content(input_text, output_text, outputs.tool_calls, outputs.finish_reason, keys)
+
+
+class _Outputs(NamedTuple):
+    texts: list[str]
+    tool_calls: int
+    finish_reason: str
+
+
+_NO_OUTPUTS = _Outputs([], 0, "")
+
+
+class _Indexed(NamedTuple):
+    prompts: list[tuple[str, str]]
+    completions: _Outputs
+    oi_inputs: list[tuple[str, str]]
+    oi_outputs: _Outputs
+    keys: frozenset[str]
+
+
+_NO_INDEXED = _Indexed([], _NO_OUTPUTS, [], _NO_OUTPUTS, frozenset())
+
+
+def _group_indexed(attrs: dict[str, str]) -> _Indexed:
+    """Group `<prefix><i>.<field>` keys by prefix and index."""
+    candidates = [k for k in attrs if k.startswith(t.CONTENT_PREFIXES)]
+    if not candidates:
+        return _NO_INDEXED
+    groups: dict[str, dict[int, dict[str, str]]] = {}
+    keys = []
+    for key in candidates:
+        prefix = next(p for p in t.CONTENT_PREFIXES if key.startswith(p))
+        index, _, field = key[len(prefix):].partition(".")
+        if not index.isdigit():
+            continue
+        keys.append(key)
+        groups.setdefault(prefix, {}).setdefault(int(index), {})[field] = attrs[key]
+
+    def ordered(prefix: str) -> list[dict[str, str]]:
+        group = groups.get(prefix, {})
+        return [group[i] for i in sorted(group)]
+
+    prompts = [(m.get("role", ""), _text_of(m.get("content"))) for m in ordered(t.INDEXED_PROMPT_PREFIX)]
+    completions = ordered(t.INDEXED_COMPLETION_PREFIX)
+    oi_inputs = [(m.get("message.role", ""), _oi_text(m)) for m in ordered(t.OI_INPUT_MESSAGES_PREFIX)]
+    oi_inputs += [("", m.get("prompt.text", "")) for m in ordered(t.OI_PROMPTS_PREFIX)]
+    oi_inputs += [("", m.get("embedding.text", "")) for m in ordered(t.OI_EMBEDDINGS_PREFIX)]
+    oi_outputs = ordered(t.OI_OUTPUT_MESSAGES_PREFIX)
+    oi_choices = [m.get("completion.text", "") for m in ordered(t.OI_CHOICES_PREFIX)]
+    return _Indexed(
+        prompts=[(role, text) for role, text in prompts if text],
+        completions=_Outputs(
+            [text for m in completions if (text := _text_of(m.get("content")))],
+            sum(_count_indexed_tool_calls(m, "tool_calls.") for m in completions),
+            next((m["finish_reason"] for m in completions if m.get("finish_reason")), ""),
+        ),
+        oi_inputs=[(role, text) for role, text in oi_inputs if text],
+        oi_outputs=_Outputs(
+            [text for m in oi_outputs if (text := _oi_text(m))] + [c for c in oi_choices if c],
+            sum(_count_indexed_tool_calls(m, "message.tool_calls.") for m in oi_outputs),
+            "",
+        ),
+        keys=frozenset(keys),
+    )
+
+
+def _count_indexed_tool_calls(fields: dict[str, str], prefix: str) -> int:
+    return len({f[len(prefix):].partition(".")[0] for f in fields if f.startswith(prefix)})
+
+
+def _oi_text(fields: dict[str, str]) -> str:
+    """OpenInference message text: `message.content`, else the text `message.contents.{j}` parts."""
+    content = fields.get("message.content")
+    if content:
+        return content
+    parts = sorted((f, v) for f, v in fields.items()
+                   if f.startswith("message.contents.") and f.endswith(".message_content.text"))
+    return "\n".join(v for _, v in parts if v)
+
+
+def _json_messages(raw: str | None) -> list[tuple[str, str]]:
+    """`[{role, parts|content}]` as `(role, text)` pairs, text-bearing messages only."""
+    messages = parse_json(raw)
+    if not isinstance(messages, list):
+        return []
+    result = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        text = _message_text(message, include_tool_results=True)
+        if text:
+            result.append((str(message.get("role") or ""), text))
+    return result
+
+
+def _json_outputs(raw: str | None) -> _Outputs:
+    messages = parse_json(raw)
+    if not isinstance(messages, list):
+        return _NO_OUTPUTS
+    texts, tool_calls, finish_reason = [], 0, ""
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        text = _message_text(message, include_tool_results=False)
+        if text:
+            texts.append(text)
+        tool_calls += _count_tool_call_parts(message)
+        if not finish_reason and message.get("finish_reason"):
+            finish_reason = str(message["finish_reason"])
+    return _Outputs(texts, tool_calls, finish_reason)
+
+
+def _count_tool_call_parts(message: dict[str, Any]) -> int:
+    parts = message.get("parts")
+    if isinstance(parts, list):
+        return sum(1 for p in parts if isinstance(p, dict) and p.get("type") == "tool_call")
+    calls = message.get("tool_calls")
+    return len(calls) if isinstance(calls, list) else 0
+
+
+def _message_text(message: dict[str, Any], *, include_tool_results: bool) -> str:
+    parts = message.get("parts")
+    if isinstance(parts, list):
+        return _render_parts(parts, None, include_tool_results=include_tool_results)
+    return _text_of(message.get("content"))
+
+
+def _render_parts(parts: Any, fallback: str | None, *, include_tool_results: bool = True) -> str:
+    """Text of a semconv parts list; a plain string value is returned as it is."""
+    if isinstance(parts, str):
+        return parts
+    if not isinstance(parts, list):
+        return fallback or ""
+    texts = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind in _OUTPUT_TEXT_PARTS or (kind is None and "content" in part):
+            text = part.get("content", part.get("text", ""))
+        elif kind == "tool_call_response" and include_tool_results:
+            text = part.get("result", part.get("response", ""))
+        else:
+            continue
+        if text:
+            texts.append(text if type(text) is str else _stringify(text))
+    return texts[0] if len(texts) == 1 else "\n".join(texts)
+
+
+def _text_of(content: Any) -> str:
+    """A message `content`: a string, possibly a JSON list of `{type: text, text}` blocks."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        if content.startswith("[{"):
+            blocks = parse_json(content)
+            if isinstance(blocks, list):
+                return _text_of(blocks)
+        return content
+    if isinstance(content, list):
+        texts = [_stringify(b.get("text", b.get("content", ""))) for b in content
+                 if isinstance(b, dict) and b.get("type", "text") == "text"]
+        return "\n".join(x for x in texts if x)
+    return _stringify(content)
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _first_raw(attrs: dict[str, str], keys: tuple[str, ...]) -> str:
+    return next((attrs[k] for k in keys if attrs.get(k)), "")
