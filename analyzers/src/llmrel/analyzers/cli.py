@@ -1,9 +1,172 @@
-"""`llmrel analyze`, `llmrel findings`, `llmrel rules` (filled in by the analyze work)."""
+"""`llmrel analyze`, `llmrel findings`, `llmrel rules check|test`."""
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+_STORE_HELP = "chdb:///path or http(s)://user:pass@host:8123/db [env LLMREL_CLICKHOUSE_URL]"
+StoreOpt = Annotated[str | None, typer.Option("--clickhouse-url", help=_STORE_HELP)]
+SinceOpt = Annotated[str, typer.Option(help="1h, 30m, 7d or an ISO time")]
+
+rules_app = typer.Typer(help="Validate and dry-run invariant rule files.", no_args_is_help=True)
+
+
+def _settings(**overrides: Any) -> Any:
+    from llmrel.cli.ingest import settings_or_exit
+
+    return settings_or_exit(**overrides)
+
+
+def _since_ns(since: str) -> int:
+    from llmrel.report import parse_since
+
+    try:
+        return parse_since(since)
+    except ValueError as exc:
+        err_console.print(f"[red]--since: {exc}[/]")
+        raise typer.Exit(2) from None
+
+
+def _print_problems(problems: list[str]) -> None:
+    err_console.print(f"[bold red]{len(problems)} problem(s):[/]")
+    for problem in problems:
+        err_console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
+
+
+def analyze(
+    shard: Annotated[str, typer.Option(help="This analyzer's share i/N of the streams")] = "0/1",
+    once: Annotated[bool, typer.Option("--once", help="Catch up with the store, then exit")] = False,
+    rules_file: Annotated[Path | None, typer.Option("--rules", help="User rule file [env LLMREL_RULES_FILE]")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls when caught up")] = 1.0,
+    clickhouse_url: StoreOpt = None,
+) -> None:
+    """Tail otel_traces (any writer), normalize new LLM spans into llm_calls, analyze them, write findings."""
+    from llmrel.analyzers.ruleset import RuleFileError
+    from llmrel.analyzers.runtime import Analyzer
+    from llmrel.analyzers.tail import Shard, Tailer, default_normalizer, default_pricer
+    from llmrel.logging import configure_logging
+    from llmrel.store import connect, migrate
+
+    try:
+        share = Shard.parse(shard)
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    settings = _settings(clickhouse_url=clickhouse_url, rules_file=rules_file)
+    configure_logging(settings.log_level, settings.log_format)
+    client = connect(settings)
+    migrate(client, settings)
+    try:
+        analyzer = Analyzer.from_settings(settings, client, analyzer_id=share.analyzer_id)
+    except RuleFileError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(2) from None
+    tailer = Tailer(client, analyzer, shard=share, normalize=default_normalizer(), price=default_pricer(settings))
+    stop = threading.Event()
+    if not once:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    tailer.run(stop, once=once, interval_s=interval)
+    analyzer.close()
+
+
+def findings(
+    since: SinceOpt = "1h",
+    kind: Annotated[str | None, typer.Option(help="invariant | trace | window | budget | drift")] = None,
+    rule: Annotated[str | None, typer.Option(help="Rule id (drift: drift.<metric>)")] = None,
+    service: Annotated[str | None, typer.Option()] = None,
+    severity: Annotated[str | None, typer.Option(help="info | warning | error | critical")] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    clickhouse_url: StoreOpt = None,
+) -> None:
+    """Recent findings, newest first."""
+    from llmrel.analyzers.report import recent_findings
+    from llmrel.store import connect
+
+    settings = _settings(clickhouse_url=clickhouse_url)
+    rows = recent_findings(connect(settings), _since_ns(since), limit=limit, kind=kind, rule=rule,
+                           service=service, severity=severity, model=model, tenant=tenant)
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table(title=f"{len(rows)} finding(s) since {since}")
+    for header in ("event time (UTC)", "kind", "rule", "severity", "service / model"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("message", overflow="fold", ratio=1)
+    table.add_column("spend $", justify="right", no_wrap=True)
+    for r in rows:
+        when = datetime.fromtimestamp(r["event_time_ns"] / 1e9, UTC).strftime("%m-%d %H:%M:%S")
+        table.add_row(when, r["kind"], r["rule_id"], r["severity"], f"{r['service']} / {r['model']}", r["message"],
+                      f"{r['cost_usd']:.4f}")
+    console.print(table)
+
+
+@rules_app.command("check")
+def rules_check(file: Annotated[Path, typer.Argument(help="Rule file (YAML)")]) -> None:
+    """Validate a rule file together with the default pack; every problem is listed with its line."""
+    from llmrel.analyzers.ruleset import check_rule_file, load_ruleset
+
+    problems = check_rule_file(file)
+    if problems:
+        _print_problems(problems)
+        raise typer.Exit(1)
+    ruleset = load_ruleset(file)
+    console.print(f"{file}: ok ({len(ruleset.rules)} rules with the default pack, drift "
+                  f"{'on' if ruleset.drift.enabled else 'off'})", soft_wrap=True)
+
+
+@rules_app.command("test")
+def rules_test(
+    file: Annotated[Path, typer.Argument(help="Rule file (YAML)")],
+    since: SinceOpt = "1h",
+    with_default: Annotated[bool, typer.Option("--with-default/--only-file",
+                                               help="Include the default pack")] = False,
+    drift: Annotated[bool, typer.Option("--drift", help="Also replay drift detection (needs warm-up)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    clickhouse_url: StoreOpt = None,
+) -> None:
+    """Replay stored calls through a rule file (nothing is written) and show what would fire."""
+    from llmrel.analyzers.replay import load_calls, replay, summarize
+    from llmrel.analyzers.ruleset import RuleFileError, load_ruleset
+    from llmrel.store import connect
+
+    try:
+        ruleset = load_ruleset(file, include_default=with_default)
+    except RuleFileError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    settings = _settings(clickhouse_url=clickhouse_url)
+    calls = load_calls(connect(settings), _since_ns(since))
+    summary = summarize(replay(ruleset, calls, drift=drift), calls.height)
+    if as_json:
+        console.print_json(json.dumps({"calls": calls.height, "rules": summary.to_dicts()}))
+        return
+    table = Table(title=f"{file}: what would fire over {calls.height} stored calls since {since}")
+    for header in ("rule", "kind", "severity", "findings", "per call", "calls", "spend $", "impact $", "example"):
+        table.add_column(header, overflow="fold")
+    for r in summary.iter_rows(named=True):
+        table.add_row(r["rule_id"], r["kind"], r["severity"], str(r["findings"]), f"{r['per_call']:.2%}",
+                      str(r["calls_concerned"]), f"{r['cost_usd']:.4f}", f"{r['impact_usd']:.2f}", r["example"])
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add the analyzer commands to the `llmrel` app."""
+    app.command("analyze")(analyze)
+    app.command("findings")(findings)
+    app.add_typer(rules_app, name="rules")

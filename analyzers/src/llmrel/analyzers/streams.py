@@ -1,0 +1,109 @@
+"""Per-stream drift state: one `DriftMonitor` per enabled metric, fed from each call of the stream.
+
+Values that do not describe the model's behaviour are left out: failed calls feed only the error
+rate, a missing number (no TTFT on a non-streaming call, an unpriced call) feeds nothing, and
+text metrics need captured output. The model-swap rate is 1 for a call whose response model is
+outside the stream's reference mix (learned during warm-up) and 0 otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from llmrel.analyzers.callfields import FINISH_LENGTH, STATUS_ERROR
+from llmrel.analyzers.checks import CallFacts
+from llmrel.analyzers.drift import METRICS, DriftConfig, DriftEvent, DriftMonitor
+from llmrel.model import LlmCall
+
+_ORDER = ("error_rate", "violation_rate", "cost_usd", "model_swap_rate", "latency_ms", "ttft_ms", "input_tokens",
+          "output_tokens", "length_finish_rate", "tool_call_rate", "output_chars", "refusal_rate")
+
+
+class StreamState:
+    """Drift monitors of one stream (service × requested model × operation [× feature])."""
+
+    def __init__(self, key: tuple[str, ...], config: DriftConfig) -> None:
+        self.key = key
+        self.config = config
+        self._reset()
+
+    def _reset(self) -> None:
+        config = self.config
+        self.monitors = {
+            name: DriftMonitor(METRICS[name], config.make_detector(METRICS[name]), warmup=config.warmup,
+                               cooldown=config.cooldown, min_effect=config.min_effect,
+                               min_rate_change=config.min_rate_change, min_rate_ratio=config.min_rate_ratio)
+            for name in config.metrics
+        }
+        self._ordered = tuple(self.monitors.get(name) for name in _ORDER)
+        self.calls = 0
+        self.cum_cost = 0.0
+        self.last_ns = 0
+        self.model_counts: Counter[str] = Counter()
+        self.model_reference: frozenset[str] | None = None
+
+    def update(self, call: LlmCall, facts: CallFacts, violated: bool) -> list[DriftEvent]:
+        """Feed one call to every monitor; returns the drifts concluded on this call."""
+        self.calls += 1
+        self.cum_cost += call.cost_usd or 0.0
+        if call.timestamp_ns > self.last_ns:
+            self.last_ns = call.timestamp_ns
+        ts, cum = call.timestamp_ns, self.cum_cost
+        (error, violation, cost, swap, latency, ttft, input_tokens, output_tokens, length, tools, chars,
+         refusal) = self._ordered
+        events: list[DriftEvent] = []
+        failed = call.status_code == STATUS_ERROR
+        if error is not None and error.update(1.0 if failed else 0.0, ts, cum).drift:
+            events.append(error.drift)
+        if violation is not None and violation.update(1.0 if violated else 0.0, ts, cum).drift:
+            events.append(violation.drift)
+        if cost is not None and call.cost_usd is not None and cost.update(call.cost_usd, ts, cum).drift:
+            events.append(cost.drift)
+        if swap is not None and call.response_model and swap.update(self._model_swap(call.response_model),
+                                                                    ts, cum).drift:
+            events.append(swap.drift)
+        if failed:
+            return events  # type: ignore[return-value]
+        if latency is not None and latency.update(call.duration_ns / 1e6, ts, cum).drift:
+            events.append(latency.drift)
+        if ttft is not None and call.time_to_first_token_ns is not None and ttft.update(
+                call.time_to_first_token_ns / 1e6, ts, cum).drift:
+            events.append(ttft.drift)
+        if input_tokens is not None and call.input_tokens is not None and input_tokens.update(
+                call.input_tokens, ts, cum).drift:
+            events.append(input_tokens.drift)
+        if output_tokens is not None and call.output_tokens is not None and output_tokens.update(
+                call.output_tokens, ts, cum).drift:
+            events.append(output_tokens.drift)
+        if length is not None and call.finish_reason and length.update(
+                1.0 if call.finish_reason == FINISH_LENGTH else 0.0, ts, cum).drift:
+            events.append(length.drift)
+        if tools is not None and tools.update(1.0 if call.tool_calls else 0.0, ts, cum).drift:
+            events.append(tools.drift)
+        if call.output_text:
+            if chars is not None and chars.update(float(len(call.output_text)), ts, cum).drift:
+                events.append(chars.drift)
+            if refusal is not None and refusal.update(1.0 if facts.refusal else 0.0, ts, cum).drift:
+                events.append(refusal.drift)
+        return events  # type: ignore[return-value]
+
+    def _model_swap(self, response_model: str) -> float:
+        if self.model_reference is None:
+            self.model_counts[response_model] += 1
+            seen = sum(self.model_counts.values())
+            if seen >= self.config.warmup:
+                floor = self.config.model_share * seen
+                self.model_reference = frozenset(m for m, n in self.model_counts.items() if n >= floor)
+            return 0.0
+        if response_model in self.model_reference:
+            return 0.0
+        self.model_counts[response_model] += 1
+        return 1.0
+
+    def accept_model_mix(self) -> tuple[frozenset[str], str]:
+        """After a reported swap: the new dominant model joins the reference. Returns (old reference, new)."""
+        old = self.model_reference or frozenset()
+        outside = Counter({m: n for m, n in self.model_counts.items() if m not in old})
+        newcomer = outside.most_common(1)[0][0] if outside else ""
+        self.model_reference = old | {newcomer} if newcomer else old
+        return old, newcomer

@@ -1,0 +1,208 @@
+"""`llmrel analyze`: tail `otel_traces` written by any writer, normalize into `llm_calls`, analyze.
+
+Progress is a durable watermark, the last (Timestamp, TraceId, SpanId) read, saved in the same
+checkpoint row as the detector state. Each poll:
+
+1. reads the next rows past the watermark (keyset order), up to `settle_s` before now so that
+   in-flight inserts land first, and every `rescan_s` also re-reads the last `lateness_s` before
+   the watermark for LLM spans that are still missing from `llm_calls` (late inserts);
+2. normalizes them (`llmrel.normalize.normalize_span`), keeps the calls of this shard's streams
+   (`--shard i/N`: a stable CRC32 of service × requested model × operation, so each stream has
+   exactly one analyzer), prices them, and drops those already in `llm_calls`;
+3. analyzes them, writes the findings, inserts the calls, then checkpoints state + watermark.
+
+A crash before the checkpoint replays the batch: calls already inserted are skipped, and
+findings written again carry the same ids (collapsed by `llm_findings`' ReplacingMergeTree).
+Window, budget and trace rules see only the calls of the shard's streams.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from clickhouse_connect.driver.client import Client
+
+from llmrel.analyzers.callfields import shard_of
+from llmrel.analyzers.runtime import Analyzer
+from llmrel.analyzers.sink import Watermark, write_findings
+from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
+
+log = structlog.get_logger(__name__)
+
+Normalizer = Callable[[SpanRecord], "LlmCall | None"]
+PriceFn = Callable[[LlmCall], LlmCall]
+
+_SELECT_SPANS = ", ".join(
+    {"Timestamp": "toUnixTimestamp64Nano(Timestamp)",
+     "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"}.get(c, f"`{c}`")
+    for c in SPAN_COLUMNS)
+# Spans that may be LLM calls in any supported convention (used only by the late-data rescan).
+_LLM_SPAN_FILTER = ("(mapContains(SpanAttributes, 'gen_ai.operation.name') OR mapContains(SpanAttributes, "
+                    "'gen_ai.system') OR mapContains(SpanAttributes, 'gen_ai.provider.name') OR "
+                    "mapContains(SpanAttributes, 'gen_ai.request.model') OR mapContains(SpanAttributes, "
+                    "'llm.request.type') OR mapContains(SpanAttributes, 'openinference.span.kind'))")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This analyzer's share: streams whose key hashes to `index` modulo `count`."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`i/N` with 0 <= i < N.
+
+        Raises:
+            ValueError: on anything else.
+        """
+        index, sep, count = text.partition("/")
+        if not sep or not index.isdigit() or not count.isdigit() or not 0 <= int(index) < int(count):
+            raise ValueError(f"expected --shard i/N with 0 <= i < N, got {text!r}")
+        return cls(int(index), int(count))
+
+    @property
+    def analyzer_id(self) -> str:
+        return f"analyze-{self.index}-of-{self.count}"
+
+
+@dataclass(frozen=True)
+class PollResult:
+    rows_read: int
+    calls_inserted: int
+    findings: int
+    watermark: Watermark
+
+
+def default_normalizer() -> Normalizer:
+    from llmrel.normalize import normalize_span
+
+    return normalize_span
+
+
+def default_pricer(settings: Any) -> PriceFn | None:
+    """`llmrel.pricing.Pricer(...).price` when pricing is installed, else `None`."""
+    try:
+        from llmrel.pricing import Pricer
+    except ImportError:
+        return None
+    return Pricer.from_settings(settings).price
+
+
+def row_to_span(row: Sequence[Any]) -> SpanRecord:
+    """An `otel_traces` row selected with `_SELECT_SPANS` (column order = `SPAN_COLUMNS`)."""
+    values = list(row)
+    values[0] = int(values[0])
+    values[15] = [int(t) for t in values[15]]
+    for i in (8, 11):
+        values[i] = dict(values[i])
+    for i in (17, 21):
+        values[i] = [dict(m) for m in values[i]]
+    return SpanRecord(*values)
+
+
+class Tailer:
+    """Tails one store for one shard. Not thread-safe; `run` until `stop` is set."""
+
+    def __init__(self, client: Client, analyzer: Analyzer, *, shard: Shard = Shard(), normalize: Normalizer,
+                 price: PriceFn | None = None, batch_rows: int = 20_000, settle_s: float = 2.0,
+                 lateness_s: float = 300.0, rescan_s: float = 30.0) -> None:
+        self.client = client
+        self.analyzer = analyzer
+        self.shard = shard
+        self.normalize = normalize
+        self.price = price
+        self.batch_rows = batch_rows
+        self.settle_s = settle_s
+        self.lateness_s = lateness_s
+        self.rescan_s = rescan_s
+        self._last_rescan = 0.0
+
+    def poll_once(self, now_ns: int | None = None) -> PollResult:
+        """One step: read, normalize, analyze, insert, checkpoint. Raises on storage errors."""
+        now_ns = now_ns or time.time_ns()
+        mark = self.analyzer.watermark
+        rows = self._read_next(mark, now_ns - int(self.settle_s * 1e9))
+        if rows:
+            last = rows[-1]
+            mark = Watermark(int(last[0]), last[1], last[2])
+        if self.lateness_s > 0 and time.monotonic() - self._last_rescan >= self.rescan_s:
+            rows += self._read_late(self.analyzer.watermark)
+            self._last_rescan = time.monotonic()
+        calls = self._new_calls(rows)
+        findings = self.analyzer.process(calls)
+        write_findings(self.client, findings)
+        if calls:
+            self.client.insert("llm_calls", calls, column_names=list(LLM_CALL_COLUMNS))
+        if rows:
+            self.analyzer.checkpoint(mark)
+        return PollResult(len(rows), len(calls), len(findings), mark)
+
+    def run(self, stop: threading.Event, *, once: bool = False, interval_s: float = 1.0) -> None:
+        """Poll until `stop` is set (or, with `once`, until caught up). Errors are logged and retried."""
+        while not stop.is_set():
+            try:
+                result = self.poll_once()
+            except Exception:
+                log.exception("analyze_poll_failed", shard=self.shard.analyzer_id)
+                stop.wait(interval_s * 5)
+                continue
+            if result.rows_read:
+                log.info("analyze_poll", rows=result.rows_read, calls=result.calls_inserted,
+                         findings=result.findings, shard=self.shard.analyzer_id)
+            if result.rows_read < self.batch_rows:
+                if once:
+                    return
+                stop.wait(interval_s)
+
+    def _read_next(self, mark: Watermark, until_ns: int) -> list[Sequence[Any]]:
+        return list(self.client.query(
+            f"SELECT {_SELECT_SPANS} FROM otel_traces "
+            "WHERE (Timestamp, TraceId, SpanId) > (fromUnixTimestamp64Nano({ts:Int64}), {trace:String}, {span:String}) "
+            "AND Timestamp <= fromUnixTimestamp64Nano({until:Int64}) "
+            "ORDER BY Timestamp, TraceId, SpanId LIMIT {limit:UInt32}",
+            parameters={"ts": mark.ts_ns, "trace": mark.trace_id, "span": mark.span_id, "until": until_ns,
+                        "limit": self.batch_rows}).result_rows)
+
+    def _read_late(self, mark: Watermark) -> list[Sequence[Any]]:
+        if mark.ts_ns == 0:
+            return []
+        low = mark.ts_ns - int(self.lateness_s * 1e9)
+        return list(self.client.query(
+            f"SELECT {_SELECT_SPANS} FROM otel_traces "
+            "WHERE Timestamp > fromUnixTimestamp64Nano({low:Int64}) "
+            "AND (Timestamp, TraceId, SpanId) <= (fromUnixTimestamp64Nano({ts:Int64}), {trace:String}, {span:String}) "
+            f"AND {_LLM_SPAN_FILTER} AND (TraceId, SpanId) NOT IN (SELECT TraceId, SpanId FROM llm_calls "
+            "WHERE Timestamp > fromUnixTimestamp64Nano({low:Int64}))",
+            parameters={"low": low, "ts": mark.ts_ns, "trace": mark.trace_id, "span": mark.span_id}).result_rows)
+
+    def _new_calls(self, rows: Sequence[Sequence[Any]]) -> list[LlmCall]:
+        """Normalized calls of this shard that `llm_calls` does not hold yet (deduplicated)."""
+        calls: dict[tuple[str, str], LlmCall] = {}
+        for row in rows:
+            call = self.normalize(row_to_span(row))
+            if call is None:
+                continue
+            if self.shard.count > 1 and shard_of(self.analyzer.engine.stream_key(call), self.shard.count) != \
+                    self.shard.index:
+                continue
+            calls[(call.trace_id, call.span_id)] = self.price(call) if self.price else call
+        if not calls:
+            return []
+        present = self._present(list(calls.values()))
+        return [c for key, c in calls.items() if key not in present]
+
+    def _present(self, calls: Sequence[LlmCall]) -> set[tuple[str, str]]:
+        low = min(c.timestamp_ns for c in calls)
+        high = max(c.timestamp_ns for c in calls)
+        rows = self.client.query(
+            "SELECT TraceId, SpanId FROM llm_calls WHERE Timestamp BETWEEN fromUnixTimestamp64Nano({low:Int64}) "
+            "AND fromUnixTimestamp64Nano({high:Int64}) AND TraceId IN {traces:Array(String)}",
+            parameters={"low": low, "high": high, "traces": sorted({c.trace_id for c in calls})}).result_rows
+        return {(t, s) for t, s in rows}
