@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from llmrel.cluster import distribute
 from llmrel.config import Settings
 
 _SCHEMA_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -113,6 +114,9 @@ def load_migrations(settings: Settings, db: str, directory: Path | None = None) 
             raise ValueError(f"schema file name must be NNN_name.sql: {path.name}")
         sql = Template(path.read_text()).substitute(values)
         migrations.append(Migration(int(match.group(1)), match.group(2), sql))
+    if settings.cluster:
+        sqls = distribute([m.sql for m in migrations], settings.cluster, db)
+        migrations = [Migration(m.version, m.name, sql) for m, sql in zip(migrations, sqls, strict=True)]
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
         raise ValueError(f"duplicate schema versions in {directory or schemas_dir()}")
