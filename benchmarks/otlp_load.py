@@ -17,7 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet-20241022", "text-embedding-3-small")
-WORDS = ["the", "order", "refund", "account", "is", "ready", "we", "can", "help", "with", "your", "request", "please", "confirm", "shipping"]
+WORDS = "the order refund account is ready we can help with your request please confirm".split()  # noqa: SIM905
 
 
 def _kv(key: str, value: object) -> KeyValue:
@@ -44,7 +44,8 @@ def llm_span(rng: random.Random, now_ns: int) -> Span:
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": model,
         "gen_ai.response.model": model + "-2024-08-06", "gen_ai.request.temperature": 0.2,
         "gen_ai.request.max_tokens": 512, "gen_ai.is_streaming": False,
-        "gen_ai.openai.api_base": "https://api.openai.com/v1/", "gen_ai.response.id": f"chatcmpl-{rng.getrandbits(64):x}",
+        "gen_ai.openai.api_base": "https://api.openai.com/v1/",
+        "gen_ai.response.id": f"chatcmpl-{rng.getrandbits(64):x}",
         "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": rng.randint(50, 2000),
         "gen_ai.usage.output_tokens": rng.randint(5, 600), "gen_ai.usage.total_tokens": 0,
         "gen_ai.usage.cache_read.input_tokens": 0, "gen_ai.usage.reasoning_tokens": 0,

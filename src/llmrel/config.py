@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     max_recv_mib: int = Field(default=64, ge=1, le=2047)
     max_inflight_mib: int = Field(default=256, ge=1)
     batch_max_spans: int = Field(default=20_000, ge=1)
-    batch_max_wait_ms: int = Field(default=20, ge=0)
+    batch_max_wait_ms: int = Field(default=5, ge=0)
     insert_timeout_s: float = Field(default=10.0, gt=0)
     retry_after_s: int = Field(default=2, ge=1)
     content_policy: Literal["full", "redacted", "off"] = "full"

@@ -14,8 +14,8 @@ ingest.register(app)
 
 def _register_optional() -> None:
     """Areas that live in other product folders register themselves when present."""
-    from llmrel.cli import demo
     from llmrel.analyzers import cli as analyzers_cli
+    from llmrel.cli import demo
     from llmrel.grafana import cli as grafana_cli
 
     demo.register(app)
