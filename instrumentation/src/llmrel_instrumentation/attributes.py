@@ -1,0 +1,43 @@
+"""Attribute keys llmrel writes and reads, and the one test for "is this an LLM span"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+FEATURE = "llmrel.feature"
+TENANT = "llmrel.tenant"
+USER_ID = "user.id"
+SESSION_ID = "session.id"
+CONTEXT_KEYS: tuple[str, ...] = (FEATURE, TENANT, USER_ID, SESSION_ID)
+"""Business-context keys: read from baggage, written as span attributes under the same name."""
+
+REDACTIONS = "llmrel.redactions"
+CONTENT_POLICY = "llmrel.content_policy"
+STREAM_COMPLETED = "llmrel.stream.completed"
+STREAM_CHUNKS = "llmrel.stream.chunks"
+ESTIMATED_OUTPUT_TOKENS = "llmrel.usage.estimated_output_tokens"
+SAMPLING_PROMOTED = "llmrel.sampling.promoted"
+
+_LLM_MARKER_KEYS: tuple[str, ...] = (
+    "gen_ai.operation.name",
+    "gen_ai.system",
+    "gen_ai.provider.name",
+    "llm.request.type",
+)
+_OPENINFERENCE_KIND = "openinference.span.kind"
+_OPENINFERENCE_LLM_KINDS = frozenset({"LLM", "EMBEDDING", "RERANKER"})
+
+
+def is_llm_span(attributes: Mapping[str, Any] | None) -> bool:
+    """Whether span attributes (as known at span start) mark an LLM operation.
+
+    Recognises the GenAI semantic conventions (current and legacy), OpenLLMetry and OpenInference;
+    all of them set their marker attribute when the span starts, so samplers can use this too.
+    """
+    if not attributes:
+        return False
+    for key in _LLM_MARKER_KEYS:
+        if key in attributes:
+            return True
+    return attributes.get(_OPENINFERENCE_KIND) in _OPENINFERENCE_LLM_KINDS
