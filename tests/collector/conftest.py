@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from collector_harness import AUTH_TOKEN, REPO_ROOT, Collector, LlmrelServer
+
+from tests.collector.collector_harness import AUTH_TOKEN, REPO_ROOT, Collector, LlmrelServer
 
 
 @pytest.fixture(scope="session")

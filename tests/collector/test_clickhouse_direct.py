@@ -7,11 +7,10 @@ into llmrel's migrated schema on the embedded engine, the same SQL engine as the
 
 from __future__ import annotations
 
-from collector_harness import probe_store, run_llmrel
-from exporter_rows import EXPORTER_INSERT_COLUMNS, chat_trace, insert_like_exporter
-
 from llmrel.model import SPAN_COLUMNS, SpanRecord
 from llmrel.normalize import normalize_span
+from tests.collector.collector_harness import probe_store, run_llmrel
+from tests.collector.exporter_rows import EXPORTER_INSERT_COLUMNS, chat_trace, insert_like_exporter
 
 # The exporter's own DDL (v0.161.0 internal/sqltemplates/traces_table.sql), column by column.
 EXPORTER_COLUMN_TYPES = {

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from collector_harness import CONFIG_DIR, clean_env
+
+from tests.collector.collector_harness import CONFIG_DIR, clean_env
 
 PIPELINE_CONFIGS = sorted(p.name for p in CONFIG_DIR.glob("*.yaml") if p.name != "builder-config.yaml")
 _ENV_REF = re.compile(r"\$\{env:(\w+)(:-[^}]*)?\}")

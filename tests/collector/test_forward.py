@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from collector_harness import AUTH_TOKEN, wait_until
-from genai_app import GenAiApp, Request
+
+from tests.collector.collector_harness import AUTH_TOKEN, wait_until
+from tests.collector.genai_app import GenAiApp, Request
 
 pytestmark = pytest.mark.collector
 

@@ -9,8 +9,9 @@ tail-sampling processor's own metrics; what arrived is read from llmrel's store.
 from __future__ import annotations
 
 import pytest
-from collector_harness import AUTH_TOKEN, wait_until
-from genai_app import GenAiApp, Request
+
+from tests.collector.collector_harness import AUTH_TOKEN, wait_until
+from tests.collector.genai_app import GenAiApp, Request
 
 pytestmark = pytest.mark.collector
 
