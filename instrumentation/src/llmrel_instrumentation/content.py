@@ -20,6 +20,7 @@ from llmrel_instrumentation.attributes import REDACTIONS
 from llmrel_instrumentation.config import ContentPolicy
 from llmrel_instrumentation.enrichment import PendingContext
 from llmrel_instrumentation.redaction import is_content_key, redact
+from llmrel_instrumentation.spans import copy_span
 
 _logger = logging.getLogger(__name__)
 
@@ -79,20 +80,7 @@ def prepare_span(span: ReadableSpan, policy: ContentPolicy,
             attributes.setdefault(key, value)
     if policy is ContentPolicy.REDACTED and (changed is not None or events_changed):
         attributes[REDACTIONS] = total + (changed[1] if changed is not None else 0)
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=attributes,
-        events=events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    return copy_span(span, attributes=attributes, events=events)
 
 
 class ContentPolicyExporter(SpanExporter):

@@ -31,6 +31,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from llmrel_instrumentation.attributes import SAMPLING_PROMOTED, is_llm_span
+from llmrel_instrumentation.spans import copy_span
 
 _logger = logging.getLogger(__name__)
 _DEFAULT_MAX_TRACKED = 100_000
@@ -94,20 +95,8 @@ def _as_sampled(span: ReadableSpan) -> ReadableSpan:
     context = span.context
     attributes = dict(span.attributes or {})
     attributes[SAMPLING_PROMOTED] = True
-    return ReadableSpan(
-        name=span.name,
-        context=SpanContext(context.trace_id, context.span_id, False, _SAMPLED, context.trace_state),
-        parent=span.parent,
-        resource=span.resource,
-        attributes=attributes,
-        events=span.events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    sampled = SpanContext(context.trace_id, context.span_id, False, _SAMPLED, context.trace_state)
+    return copy_span(span, context=sampled, attributes=attributes)
 
 
 class PromotingSpanProcessor(SpanProcessor):

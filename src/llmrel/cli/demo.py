@@ -41,8 +41,13 @@ def instrument_command() -> str | None:
 
 
 def demo_env(base: dict[str, str], receiver: str, service: str, protocol: str) -> dict[str, str]:
-    """The environment of a demo app process: `base` plus the standard OTel variables (these win)."""
-    return {**base, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+    """The environment of a demo app process: `base` plus the standard OTel variables (these win).
+
+    The demo asks for llmrel's distro and redacted content capture (so content rules such as JSON
+    validity have text to check) unless `base` says otherwise.
+    """
+    defaults = {"OTEL_PYTHON_DISTRO": "llmrel", "LLMREL_CAPTURE_CONTENT": "redacted"}
+    return {**defaults, **base, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
             "OTEL_SERVICE_NAME": service, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none"}
 
