@@ -51,15 +51,26 @@ def _json(value: AnyValue) -> str:
     if kind == "bytes_value":
         return '"' + base64.b64encode(value.bytes_value).decode() + '"'
     if kind == "array_value":
-        return "[" + ",".join(_json(v) for v in value.array_value.values) + "]"
+        values = value.array_value.values
+        if all(v.WhichOneof("value") == "string_value" for v in values):  # the common case: finish reasons etc.
+            return _json_string_list([v.string_value for v in values])
+        return "[" + ",".join(_json(v) for v in values) + "]"
     if kind == "kvlist_value":
         items = {kv.key: kv.value for kv in value.kvlist_value.values}
         return "{" + ",".join(f"{_json_string(k)}:{_json(items[k])}" for k in sorted(items)) + "}"
     return "null"
 
 
+# Built once: json.dumps with non-default options builds a new encoder on every call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _json_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False).translate(_GO_ESCAPES)
+    return _ENCODE(text).translate(_GO_ESCAPES)
+
+
+def _json_string_list(texts: list[str]) -> str:
+    return _ENCODE(texts).translate(_GO_ESCAPES)
 
 
 def any_value_to_string(value: AnyValue) -> str:
@@ -75,6 +86,11 @@ def any_value_to_string(value: AnyValue) -> str:
         return format_double(value.double_value)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
-    if kind in ("array_value", "kvlist_value"):
+    if kind == "array_value":
+        values = value.array_value.values
+        if all(v.WhichOneof("value") == "string_value" for v in values):
+            return _json_string_list([v.string_value for v in values])
+        return _json(value)
+    if kind == "kvlist_value":
         return _json(value)
     return ""
