@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(default=5, ge=0)
     insert_timeout_s: float = Field(default=10.0, gt=0)
     retry_after_s: int = Field(default=2, ge=1)
+    ingest_workers: int | None = Field(default=None, ge=0, le=64,
+                                       description="Processes that decode and normalize requests; 0 = in the "
+                                                   "receiving process; default: one per CPU, at most 8")
     content_policy: Literal["full", "redacted", "off"] = "full"
 
     # Cost

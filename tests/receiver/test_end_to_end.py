@@ -104,3 +104,10 @@ def test_http_protobuf_end_to_end(receiver, query, simulator):
     run_app(simulator.base_url, "http/protobuf", f"http://127.0.0.1:{receiver.http_port}")
     assert_calls(query)
     assert_costs_and_content(query)
+
+
+def test_grpc_end_to_end_with_worker_processes(make_receiver, query, simulator):
+    receiver = make_receiver(ingest_workers=2)
+    run_app(simulator.base_url, "grpc", f"http://127.0.0.1:{receiver.grpc_port}")
+    assert_calls(query)
+    assert_costs_and_content(query)

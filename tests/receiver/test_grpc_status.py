@@ -129,3 +129,17 @@ def test_overload_is_resource_exhausted_with_retry_info(make_receiver):
     assert retry.retry_delay.seconds == receiver.settings.retry_after_s
     status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
     assert status.details[0].Is(error_details_pb2.RetryInfo.DESCRIPTOR)
+
+
+def test_worker_processes_keep_every_status(make_receiver, query):
+    receiver = make_receiver(ingest_workers=1)
+    with pytest.raises(grpc.RpcError) as caught:
+        export_raw(receiver.grpc_port, b"\x0a\xff\xff\xff\xff\x0f garbage")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    bad = chat_span(2)
+    bad.span_id = b""
+    response = ExportTraceServiceResponse.FromString(
+        export_raw(receiver.grpc_port, request([chat_span(1), bad]).SerializeToString()))
+    assert response.partial_success.rejected_spans == 1
+    assert query("SELECT count() FROM otel_traces") == [(1,)]
+    assert query("SELECT InputTokens, CostStatus FROM llm_calls") == [(100, "priced")]

@@ -33,12 +33,19 @@ class OutageClient:
     def __init__(self, client, down: threading.Event, hang_s: float = 0.0) -> None:
         self._client, self._down, self._hang_s = client, down, hang_s
 
-    def insert(self, *args, **kwargs):
+    def _check(self) -> None:
         if self._down.is_set():
             if self._hang_s:
                 time.sleep(self._hang_s)
             raise OperationalError("Error HTTPConnectionPool: connection refused (store down)")
+
+    def insert(self, *args, **kwargs):
+        self._check()
         return self._client.insert(*args, **kwargs)
+
+    def raw_insert(self, *args, **kwargs):
+        self._check()
+        return self._client.raw_insert(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._client, name)
@@ -73,6 +80,7 @@ def test_store_down_is_unavailable_with_retry_info_and_nothing_is_stored(make_re
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "google.rpc.retryinfo-bin" in dict(caught.value.trailing_metadata())
     assert query("SELECT count() FROM otel_traces") == [(0,)]
+    down.clear()
 
 
 def test_exporter_retries_until_the_store_is_back(make_receiver, outage, query):

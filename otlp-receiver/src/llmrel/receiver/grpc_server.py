@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from llmrel.receiver.decode import InvalidRequest, parse_protobuf_request
+from llmrel.receiver.decode import InvalidRequest
 from llmrel.receiver.ingest import Ingestor, Outcome
 from llmrel.receiver.metrics import ReceiverMetrics
 
@@ -47,12 +47,10 @@ class TraceServicer:
             self._abort_retryable(context, grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED,
                                   "receiver is over its in-flight memory bound; retry later")
         try:
-            try:
-                request = parse_protobuf_request(body)
-            except InvalidRequest as exc:
-                self._count("invalid")
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            result = self._ingestor.ingest(request)
+            result = self._ingestor.ingest(body)
+        except InvalidRequest as exc:
+            self._count("invalid")
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         finally:
             self._ingestor.release(size)
         if result.outcome is not Outcome.STORED:

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from llmrel.receiver.decode import InvalidRequest, parse_json_request, parse_protobuf_request
+from llmrel.receiver.decode import InvalidRequest
 from llmrel.receiver.ingest import Ingestor, Outcome
 from llmrel.receiver.metrics import ReceiverMetrics
 
@@ -110,12 +110,11 @@ def build_otlp_router(ingestor: Ingestor, metrics: ReceiverMetrics, *, auth: Cal
             try:
                 if encoding == "gzip":
                     body = _gunzip(body, max_body_bytes)
-                parsed = parse_json_request(body) if media_type == JSON else parse_protobuf_request(body)
+                result = await run_in_threadpool(ingestor.ingest, body, is_json=media_type == JSON)
             except _TooLarge:
                 return error(413, media_type, code_pb2.RESOURCE_EXHAUSTED, too_large, "too_large")
             except InvalidRequest as exc:
                 return error(400, media_type, code_pb2.INVALID_ARGUMENT, str(exc), "invalid")
-            result = await run_in_threadpool(ingestor.ingest, parsed)
         finally:
             ingestor.release(reserved)
         if result.outcome is not Outcome.STORED:

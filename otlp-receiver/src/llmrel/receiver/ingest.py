@@ -1,7 +1,7 @@
-"""The transport-independent ingest path: decode -> normalize -> price -> group commit.
+"""The transport-independent ingest path: prepare (decode, normalize, price, encode) -> group commit.
 
-Both the gRPC servicer and the HTTP app call `Ingestor.ingest()` and map its outcome to
-their protocol's statuses; neither knows about ClickHouse.
+Both the gRPC servicer and the HTTP app call `Ingestor.ingest()` and map its outcome (or its
+`InvalidRequest`) to their protocol's statuses; neither knows about ClickHouse.
 """
 
 from __future__ import annotations
@@ -9,22 +9,16 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-import structlog
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-from llmrel.model import LlmCall, SpanRecord
-from llmrel.receiver.decode import DecodeResult, decode_request
 from llmrel.receiver.metrics import ReceiverMetrics
+from llmrel.receiver.prepare import Prepared
 from llmrel.receiver.writer import BatchWriter, WriterClosed
 
-log = structlog.get_logger(__name__)
-
-Normalizer = Callable[[SpanRecord], LlmCall | None]
-Transform = Callable[[LlmCall], LlmCall]
+Prepare = Callable[[bytes, bool], Prepared]
+_MAX_ERRORS_REPORTED = 5
 
 
 class Outcome(enum.Enum):
@@ -66,17 +60,13 @@ class InflightLimiter:
 
 
 class Ingestor:
-    """Decode, normalize and price a request, then wait for its group commit."""
+    """Prepare a request's rows (maybe in worker processes), then wait for their group commit."""
 
-    def __init__(self, writer: BatchWriter, metrics: ReceiverMetrics, *, normalize: Normalizer,
-                 transforms: tuple[Transform, ...] = (),
-                 span_transform: Callable[[SpanRecord], SpanRecord] | None = None,
+    def __init__(self, writer: BatchWriter, metrics: ReceiverMetrics, *, prepare: Prepare,
                  max_inflight_bytes: int, commit_timeout_s: float) -> None:
         self._writer = writer
         self._metrics = metrics
-        self._normalize = normalize
-        self._transforms = transforms
-        self._span_transform = span_transform
+        self._prepare = prepare
         self._limiter = InflightLimiter(max_inflight_bytes, metrics)
         self._timeout = commit_timeout_s
 
@@ -87,50 +77,33 @@ class Ingestor:
     def release(self, size: int) -> None:
         self._limiter.release(size)
 
-    def submit(self, request: ExportTraceServiceRequest) -> tuple[DecodeResult, Future[None] | None]:
-        """Decode and queue a request; returns the decode result and the commit future (None if empty)."""
-        decoded = decode_request(request)
-        self._metrics.spans_received.inc(len(decoded.spans) + decoded.rejected)
-        if decoded.rejected:
-            self._metrics.spans_rejected.inc(decoded.rejected)
-        if not decoded.spans:
-            return decoded, None
-        spans = decoded.spans
-        if self._span_transform is not None:
-            spans = [self._span_transform(s) for s in spans]
-        calls = self._calls(spans)
-        return decoded, self._writer.submit(spans, calls)
+    def ingest(self, body: bytes, *, is_json: bool = False) -> IngestResult:
+        """Store one request body and wait for the commit (the caller holds a reservation).
 
-    def _calls(self, spans: list[SpanRecord]) -> list[LlmCall]:
-        calls = []
-        for span in spans:
-            try:
-                call = self._normalize(span)
-                if call is None:
-                    continue
-                for transform in self._transforms:
-                    call = transform(call)
-            except Exception:
-                self._metrics.normalize_errors.inc()
-                log.exception("normalize_failed", trace_id=span.trace_id, span_id=span.span_id)
-                continue
-            calls.append(call)
-        return calls
-
-    def ingest(self, request: ExportTraceServiceRequest) -> IngestResult:
-        """Blocking ingest of a decoded request (the caller holds a reservation)."""
+        Raises:
+            InvalidRequest: the body is not a valid OTLP trace request.
+        """
         try:
-            decoded, future = self.submit(request)
-        except WriterClosed:
-            return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
-        if future is not None:
+            rows = self._prepare(body, is_json)
+        except BrokenProcessPool:
+            return IngestResult(Outcome.RETRY, message="receiver workers restarted; retry")
+        self._metrics.spans_received.inc(rows.span_count + rows.rejected)
+        if rows.rejected:
+            self._metrics.spans_rejected.inc(rows.rejected)
+        if rows.normalize_errors:
+            self._metrics.normalize_errors.inc(rows.normalize_errors)
+        if rows.span_count:
             try:
-                future.result(timeout=self._timeout)
+                self._writer.submit(rows).result(timeout=self._timeout)
             except FutureTimeout:
                 return IngestResult(Outcome.RETRY, message="storage did not commit in time")
             except WriterClosed:
                 return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
             except Exception as exc:
                 return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")
-        return IngestResult(Outcome.STORED, accepted=len(decoded.spans), rejected=decoded.rejected,
-                            message=decoded.error_message() if decoded.rejected else "")
+        message = ""
+        if rows.rejected:
+            shown = "; ".join(rows.errors[:_MAX_ERRORS_REPORTED])
+            more = len(rows.errors) - _MAX_ERRORS_REPORTED
+            message = f"{shown}; and {more} more" if more > 0 else shown
+        return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected, message=message)

@@ -7,6 +7,7 @@ queued, the analyzers checkpoint. Usable as a context manager in tests.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -18,13 +19,13 @@ import uvicorn
 from clickhouse_connect.driver.client import Client
 
 from llmrel.config import Settings
-from llmrel.model import LlmCall
+from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall
 from llmrel.receiver.api import build_api_router
-from llmrel.receiver.content import content_transform
 from llmrel.receiver.grpc_server import TraceServicer, build_grpc_server
 from llmrel.receiver.http_app import bearer_auth, build_http_app, build_otlp_router
 from llmrel.receiver.ingest import Ingestor
 from llmrel.receiver.metrics import ReceiverMetrics
+from llmrel.receiver.prepare import PrepareConfig, PreparePool, Preparer
 from llmrel.receiver.writer import BatchWriter
 from llmrel.store import connect, migrate
 
@@ -69,6 +70,17 @@ class AnalyzerWorker:
             log.exception("analyzer_close_failed")
 
 
+def _column_types(client: Client, table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """ClickHouse type names of `columns`, in that order, as the store declares them."""
+    rows = client.query("SELECT name, type FROM system.columns "
+                        "WHERE database = currentDatabase() AND table = {t:String}", parameters={"t": table}).result_rows
+    types = dict(rows)
+    missing = [c for c in columns if c not in types]
+    if missing:
+        raise RuntimeError(f"{table} lacks columns {missing}; run `llmrel migrate`")
+    return tuple(types[c] for c in columns)
+
+
 def _load_analyzer(settings: Settings, client: Client) -> Any | None:
     if not settings.analyzers_enabled:
         return None
@@ -92,9 +104,6 @@ class Receiver:
         self._ready = False
 
     def start(self) -> Receiver:
-        from llmrel.normalize import normalize_span
-        from llmrel.pricing import Pricer
-
         s = self.settings
         self._write_client = self._client_factory()
         migrate(self._write_client, s)
@@ -106,11 +115,19 @@ class Receiver:
         self._writer = BatchWriter(
             self._write_client, self.metrics, max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
             on_commit=self._analyzers.submit if self._analyzers else None)
-        pricer = Pricer.from_settings(s)
-        self._ingestor = Ingestor(
-            self._writer, self.metrics, normalize=normalize_span,
-            transforms=(pricer.price,), span_transform=content_transform(s.content_policy),
-            max_inflight_bytes=s.max_inflight_mib * _MIB, commit_timeout_s=s.insert_timeout_s)
+        config = PrepareConfig(s.content_policy, s.prices_file,
+                               _column_types(self._write_client, "otel_traces", SPAN_COLUMNS),
+                               _column_types(self._write_client, "llm_calls", LLM_CALL_COLUMNS))
+        workers = s.ingest_workers if s.ingest_workers is not None else min(os.cpu_count() or 1, 8)
+        if workers:
+            self._pool: PreparePool | None = PreparePool(config, workers)
+            self._pool.warm_up()
+            prepare = self._pool.prepare
+        else:
+            self._pool = None
+            prepare = Preparer(config).prepare
+        self._ingestor = Ingestor(self._writer, self.metrics, prepare=prepare,
+                                  max_inflight_bytes=s.max_inflight_mib * _MIB, commit_timeout_s=s.insert_timeout_s)
         token = s.auth_token.get_secret_value() if s.auth_token else None
         servicer = TraceServicer(self._ingestor, self.metrics, auth_token=token, retry_after_s=s.retry_after_s)
         self._grpc, self.grpc_port = build_grpc_server(servicer, s.grpc_endpoint, max_recv_bytes=s.max_recv_mib * _MIB)
@@ -148,6 +165,8 @@ class Receiver:
         self._uvicorn.should_exit = True
         self._grpc.stop(grace_s).wait(grace_s + 1)
         self._http_thread.join(grace_s + 1)
+        if self._pool is not None:
+            self._pool.close()
         self._writer.close()
         if self._analyzers is not None:
             self._analyzers.close()

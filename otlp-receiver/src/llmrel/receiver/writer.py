@@ -1,5 +1,6 @@
 """Group commit: concurrent exports become one INSERT per table; each export is acknowledged
-only after its rows are committed.
+only after its rows are committed. Rows arrive already encoded (Native format, see
+`llmrel.receiver.prepare`), so a commit concatenates bytes and inserts them.
 
 Order of inserts: `llm_calls` first (a ReplacingMergeTree, so a retried batch collapses), then
 `otel_traces`. A failure fails every export of the batch, so the senders retry.
@@ -10,16 +11,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import structlog
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.insert import InsertContext
 
-from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
+from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall
 from llmrel.receiver.metrics import ReceiverMetrics
+from llmrel.receiver.prepare import Prepared
 
 log = structlog.get_logger(__name__)
 
@@ -32,8 +34,7 @@ class WriterClosed(RuntimeError):
 
 @dataclass
 class _Pending:
-    spans: Sequence[SpanRecord]
-    calls: Sequence[LlmCall]
+    rows: Prepared
     future: Future[None] = field(default_factory=Future)
 
 
@@ -55,17 +56,16 @@ class BatchWriter:
         self._max_spans = max_spans
         self._max_wait_s = max_wait_s
         self._on_commit = on_commit
-        self._contexts: dict[str, InsertContext] = {}
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="llmrel-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, spans: Sequence[SpanRecord], calls: Sequence[LlmCall]) -> Future[None]:
-        """Queue rows for the next commit. Raises `WriterClosed` after `close()`."""
+    def submit(self, rows: Prepared) -> Future[None]:
+        """Queue prepared rows for the next commit. Raises `WriterClosed` after `close()`."""
         if self._closed:
             raise WriterClosed("receiver is shutting down")
-        pending = _Pending(spans, calls)
+        pending = _Pending(rows)
         self._queue.put(pending)
         self._metrics.queue_depth.inc()
         return pending.future
@@ -94,7 +94,7 @@ class BatchWriter:
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
         batch = [first]
-        size = len(first.spans)
+        size = first.rows.span_count
         deadline = time.monotonic() + self._max_wait_s
         while size < self._max_spans:
             remaining = deadline - time.monotonic()
@@ -105,42 +105,33 @@ class BatchWriter:
             if item is None:
                 return batch, True
             batch.append(item)
-            size += len(item.spans)
+            size += item.rows.span_count
         return batch, False
 
-    def _insert(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple]) -> None:
-        """Insert through a reused insert context (saves a DESCRIBE TABLE per insert)."""
-        context = self._contexts.get(table)
-        if context is None:
-            context = self._contexts[table] = self._client.create_insert_context(table, column_names=list(columns))
-        context.data = rows
-        try:
-            self._client.insert(context=context)
-        finally:
-            context.data = None
+    def _insert(self, table: str, columns: tuple[str, ...], blocks: list[bytes]) -> None:
+        body = b"".join(blocks)
+        if body:
+            self._client.raw_insert(table, list(columns), insert_block=body, fmt="Native")
 
     def _commit(self, batch: list[_Pending]) -> None:
         self._metrics.queue_depth.dec(len(batch))
-        spans = [s for p in batch for s in p.spans]
-        calls = [c for p in batch for c in p.calls]
+        span_count = sum(p.rows.span_count for p in batch)
+        calls = [c for p in batch for c in p.rows.calls]
         started = time.perf_counter()
         try:
-            if calls:
-                self._insert("llm_calls", LLM_CALL_COLUMNS, calls)
-            if spans:
-                self._insert("otel_traces", SPAN_COLUMNS, spans)
+            self._insert("llm_calls", LLM_CALL_COLUMNS, [p.rows.calls_native for p in batch])
+            self._insert("otel_traces", SPAN_COLUMNS, [p.rows.spans_native for p in batch])
         except Exception as exc:
-            self._contexts.clear()
             self._metrics.insert_failures.inc()
-            log.warning("insert_failed", error=str(exc)[:500], spans=len(spans), calls=len(calls))
+            log.warning("insert_failed", error=str(exc)[:500], spans=span_count, calls=len(calls))
             for pending in batch:
                 pending.future.set_exception(exc)
             return
         self._metrics.insert_seconds.observe(time.perf_counter() - started)
-        self._metrics.batch_spans.observe(len(spans))
-        self._metrics.spans_stored.inc(len(spans))
-        for call in calls:
-            self._metrics.calls_stored.labels(call.cost_status).inc()
+        self._metrics.batch_spans.observe(span_count)
+        self._metrics.spans_stored.inc(span_count)
+        for status, count in Counter(call.cost_status for call in calls).items():
+            self._metrics.calls_stored.labels(status).inc(count)
         for pending in batch:
             pending.future.set_result(None)
         if self._on_commit is not None and calls:
