@@ -100,3 +100,16 @@ def test_random_garbage_never_raises(span):
         attrs = {rng.choice(keys): rng.choice(values) for _ in range(rng.randint(1, 8))}
         call = normalize_span(span(attrs))
         assert call is None or isinstance(call, LlmCall)
+
+
+def test_odd_content_shapes_never_raise():
+    from llmrel.model import SpanRecord
+    from llmrel.normalize import normalize_span
+
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "m",
+             "gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": ["x"], "content": "hi"}]}]',
+             "gen_ai.prompt.\u00b2.content": "superscript index"}
+    span = SpanRecord(1, "a" * 32, "b" * 16, "", "", "chat m", "Client", "svc", {}, "", "", attrs, 5, "Unset", "",
+                      [], [], [], [], [], [], [])
+    call = normalize_span(span)
+    assert call is not None and call.request_model == "m" and call.output_text == ""

@@ -25,18 +25,20 @@ class Content(NamedTuple):
     output_text: str
     tool_calls: int
     finish_reason: str
-    keys: frozenset[str]  # attribute keys holding content, dropped from the leftover attributes
+    keys: frozenset[str]  # indexed content keys read, dropped from the leftover attributes
 
 
-def extract_content(attrs: dict[str, str]) -> Content:
-    """Collect text, tool calls and the first output finish reason from a span's attributes."""
-    indexed = _group_indexed(attrs)
-    keys = t.CONTENT_KEYS.intersection(attrs)
-    if indexed.keys:
-        keys |= indexed.keys
+def extract_content(attrs: dict[str, str], indexed_keys: list[str]) -> Content:
+    """Collect text, tool calls and the first output finish reason from a span's attributes.
 
+    Args:
+        attrs: the span's attributes.
+        indexed_keys: the keys of `attrs` starting with one of `tables.CONTENT_PREFIXES`.
+    """
+    indexed = _group_indexed(attrs, indexed_keys) if indexed_keys else _NO_INDEXED
+    raw_instructions = attrs.get(t.SYSTEM_INSTRUCTIONS)
     input_messages: list[tuple[str, str]] = []
-    instructions = _render_parts(parse_json(attrs.get(t.SYSTEM_INSTRUCTIONS)), attrs.get(t.SYSTEM_INSTRUCTIONS))
+    instructions = _render_parts(parse_json(raw_instructions), raw_instructions) if raw_instructions else ""
     if instructions:
         input_messages.append(("system", instructions))
     input_messages += (_json_messages(attrs.get(t.INPUT_MESSAGES)) or indexed.prompts
@@ -49,13 +51,13 @@ def extract_content(attrs: dict[str, str]) -> Content:
     if not outputs.texts and not outputs.tool_calls and (indexed.oi_outputs.texts or indexed.oi_outputs.tool_calls):
         outputs = indexed.oi_outputs
 
-    input_text = "\n".join(f"{role}: {text}" if role else text for role, text in input_messages)
+    input_text = "\n".join([f"{role}: {text}" if role else text for role, text in input_messages])
     output_text = "\n".join(outputs.texts)
     if not input_text:
         input_text = _first_raw(attrs, (t.TOOL_CALL_ARGUMENTS, t.OI_INPUT_VALUE, t.TRACELOOP_ENTITY_INPUT))
     if not output_text and not outputs.tool_calls:  # a tool-call-only answer has no text, not a raw payload
         output_text = _first_raw(attrs, (t.TOOL_CALL_RESULT, t.OI_OUTPUT_VALUE, t.TRACELOOP_ENTITY_OUTPUT))
-    return Content(input_text, output_text, outputs.tool_calls, outputs.finish_reason, keys)
+    return Content(input_text, output_text, outputs.tool_calls, outputs.finish_reason, indexed.keys)
 
 
 class _Outputs(NamedTuple):
@@ -78,17 +80,16 @@ class _Indexed(NamedTuple):
 _NO_INDEXED = _Indexed([], _NO_OUTPUTS, [], _NO_OUTPUTS, frozenset())
 
 
-def _group_indexed(attrs: dict[str, str]) -> _Indexed:
+def _group_indexed(attrs: dict[str, str], candidates: list[str]) -> _Indexed:
     """Group `<prefix><i>.<field>` keys by prefix and index."""
-    candidates = [k for k in attrs if k.startswith(t.CONTENT_PREFIXES)]
-    if not candidates:
-        return _NO_INDEXED
     groups: dict[str, dict[int, dict[str, str]]] = {}
     keys = []
     for key in candidates:
-        prefix = next(p for p in t.CONTENT_PREFIXES if key.startswith(p))
+        for prefix in t.CONTENT_PREFIXES:
+            if key.startswith(prefix):
+                break
         index, _, field = key[len(prefix):].partition(".")
-        if not index.isdigit():
+        if not (index.isascii() and index.isdigit()):
             continue
         keys.append(key)
         groups.setdefault(prefix, {}).setdefault(int(index), {})[field] = attrs[key]
@@ -158,21 +159,27 @@ def _json_outputs(raw: str | None) -> _Outputs:
     for message in messages:
         if not isinstance(message, dict):
             continue
-        text = _message_text(message, include_tool_results=False)
+        parts = message.get("parts")
+        if isinstance(parts, list):
+            text = _render_parts(parts, None, include_tool_results=False)
+            tool_calls += _count_tool_call_parts(parts)
+        else:
+            text = _text_of(message.get("content"))
+            calls = message.get("tool_calls")
+            tool_calls += len(calls) if isinstance(calls, list) else 0
         if text:
             texts.append(text)
-        tool_calls += _count_tool_call_parts(message)
         if not finish_reason and message.get("finish_reason"):
             finish_reason = str(message["finish_reason"])
     return _Outputs(texts, tool_calls, finish_reason)
 
 
-def _count_tool_call_parts(message: dict[str, Any]) -> int:
-    parts = message.get("parts")
-    if isinstance(parts, list):
-        return sum(1 for p in parts if isinstance(p, dict) and p.get("type") == "tool_call")
-    calls = message.get("tool_calls")
-    return len(calls) if isinstance(calls, list) else 0
+def _count_tool_call_parts(parts: list[Any]) -> int:
+    count = 0
+    for part in parts:
+        if isinstance(part, dict) and part.get("type") == "tool_call":
+            count += 1
+    return count
 
 
 def _message_text(message: dict[str, Any], *, include_tool_results: bool) -> str:
@@ -188,11 +195,17 @@ def _render_parts(parts: Any, fallback: str | None, *, include_tool_results: boo
         return parts
     if not isinstance(parts, list):
         return fallback or ""
+    if len(parts) == 1 and isinstance(part := parts[0], dict) and part.get("type") == "text":
+        text = part.get("content", part.get("text", ""))
+        if type(text) is str:  # the usual single text part
+            return text
     texts = []
     for part in parts:
         if not isinstance(part, dict):
             continue
         kind = part.get("type")
+        if not isinstance(kind, str | None):
+            continue
         if kind in _OUTPUT_TEXT_PARTS or (kind is None and "content" in part):
             text = part.get("content", part.get("text", ""))
         elif kind == "tool_call_response" and include_tool_results:
@@ -230,4 +243,7 @@ def _stringify(value: Any) -> str:
 
 
 def _first_raw(attrs: dict[str, str], keys: tuple[str, ...]) -> str:
-    return next((attrs[k] for k in keys if attrs.get(k)), "")
+    for key in keys:
+        if value := attrs.get(key):
+            return value
+    return ""

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from llmrel.model import LlmCall, SpanRecord
+from llmrel.normalize import scan as slot
 from llmrel.normalize import tables as t
 from llmrel.normalize.content import extract_content
+from llmrel.normalize.scan import scan_attributes
 from llmrel.normalize.values import (
     Problems,
     first_string,
@@ -45,8 +46,7 @@ def normalize_span(span: SpanRecord) -> LlmCall | None:
     detected = detect_convention(attrs, span.span_name)
     if detected is None:
         return None
-    convention, operation = detected
-    return _Builder(span, convention, operation).build()
+    return _build(span, *detected)
 
 
 def detect_convention(attrs: dict[str, str], span_name: str = "") -> tuple[str, str] | None:
@@ -54,7 +54,7 @@ def detect_convention(attrs: dict[str, str], span_name: str = "") -> tuple[str, 
     kind = attrs.get(t.OPENINFERENCE_SPAN_KIND)
     if kind:
         operation = t.OPENINFERENCE_OPERATIONS.get(kind.upper())
-        if operation == "chat" and any(k.startswith(t.OI_PROMPTS_PREFIX) for k in attrs):
+        if operation == "chat" and _any_key_starts_with(attrs, t.OI_PROMPTS_PREFIX):
             operation = "text_completion"
         return (t.OPENINFERENCE, operation) if operation else None
 
@@ -71,180 +71,156 @@ def detect_convention(attrs: dict[str, str], span_name: str = "") -> tuple[str, 
     else:
         return None
 
-    if any(k in attrs for k in t.OPENLLMETRY_MARKERS) or any(k.startswith(t.OPENLLMETRY_PREFIX) for k in attrs):
+    if not attrs.keys().isdisjoint(t.OPENLLMETRY_MARKERS) or _any_key_starts_with(attrs, t.OPENLLMETRY_PREFIX):
         return t.OPENLLMETRY, operation
     if t.PROVIDER_NAME in attrs or t.SYSTEM not in attrs:
         return t.GENAI_SEMCONV, operation
     return t.GENAI_SEMCONV_LEGACY, operation
 
 
+def _any_key_starts_with(attrs: dict[str, str], prefix: str) -> bool:
+    """Whether a key starts with `prefix`; one substring search over the joined keys settles most spans."""
+    if "\0" + prefix not in "\0" + "\0".join(attrs):
+        return False
+    return any(k.startswith(prefix) for k in attrs)
+
+
 def normalize_error_type(raw: str) -> str:
     """`"<class 'openai.RateLimitError'>"` → `RateLimitError`; other values unchanged."""
+    if not raw.startswith("<class '"):
+        return raw
     match = _CLASS_REPR.match(raw)
     return match.group(1).rpartition(".")[2] if match else raw
 
 
-class _Builder:
-    """Reads one span's attributes into the columns of an `LlmCall`."""
+def _build(span: SpanRecord, convention: str, operation: str) -> LlmCall:
+    """Read one span's attributes, in a single pass, into the columns of an `LlmCall`."""
+    attrs = span.span_attributes
+    values, keys, leftover, indexed_keys = scan_attributes(attrs)
+    problems: Problems = []
+    params = _invocation_parameters(attrs.get(t.INVOCATION_PARAMETERS), problems)
+    content = extract_content(attrs, indexed_keys)
 
-    def __init__(self, span: SpanRecord, convention: str, operation: str) -> None:
-        self.span = span
-        self.attrs = span.span_attributes
-        self.convention = convention
-        self.operation = operation
-        self.extra_used: tuple[str, ...] = ()
-        self.problems: Problems = []
+    request_model = values[slot.REQUEST_MODEL] or _param(params, t.INVOCATION_MODEL)[1] or ""
+    response_model = values[slot.RESPONSE_MODEL] or ""
+    if oi_model := attrs.get(t.OPENINFERENCE_MODEL):
+        request_model = request_model or oi_model
+        response_model = response_model or oi_model
 
-    def pick(self, keys: Iterable[str]) -> tuple[str, str | None]:
-        """First non-empty value among `keys`, with its key."""
-        attrs = self.attrs
-        for key in keys:
-            value = attrs.get(key)
-            if value:
-                return key, value
-        return "", None
+    input_tokens = parse_count(keys[slot.INPUT_TOKENS], values[slot.INPUT_TOKENS], problems)
+    output_tokens = parse_count(keys[slot.OUTPUT_TOKENS], values[slot.OUTPUT_TOKENS], problems)
+    cached_input_tokens = parse_count(keys[slot.CACHE_READ], values[slot.CACHE_READ], problems)
+    cache_creation_input_tokens = parse_count(keys[slot.CACHE_CREATION], values[slot.CACHE_CREATION], problems)
+    reasoning_tokens = parse_count(keys[slot.REASONING], values[slot.REASONING], problems)
+    has_usage = (input_tokens is not None or output_tokens is not None or cached_input_tokens is not None
+                 or cache_creation_input_tokens is not None or reasoning_tokens is not None)
+    finish_reason = first_string(values[slot.FINISH_REASON]) or content.finish_reason
+    finish_reason = t.FINISH_REASONS.get(finish_reason, finish_reason)
+    # Without captured output content, a `tool_calls` finish still proves at least one call.
+    tool_calls = content.tool_calls or int(finish_reason == "tool_calls")
 
-    def text(self, keys: Iterable[str]) -> str:
-        return self.pick(keys)[1] or ""
+    # Evaluated in column order, so warnings keep their order.
+    time_to_first_token_ns = _time_to_first_token(span, keys[slot.TTFT_SECONDS], values[slot.TTFT_SECONDS], problems)
+    is_streaming = _is_streaming(keys[slot.STREAMING], values[slot.STREAMING], params, problems)
+    error_type = _error_type(span, values[slot.ERROR_TYPE])
+    temperature = _number(keys[slot.TEMPERATURE], values[slot.TEMPERATURE], params, t.INVOCATION_TEMPERATURE, problems)
+    top_p = _number(keys[slot.TOP_P], values[slot.TOP_P], params, t.INVOCATION_TOP_P, problems)
+    max_tokens_key, max_tokens_raw = keys[slot.MAX_TOKENS], values[slot.MAX_TOKENS]
+    if max_tokens_raw is None:
+        max_tokens_key, max_tokens_raw = _param(params, t.INVOCATION_MAX_TOKENS)
+        max_tokens_key = f"{t.INVOCATION_PARAMETERS}.{max_tokens_key}"
+    max_tokens = parse_count(max_tokens_key, max_tokens_raw, problems)
 
-    def count(self, keys: Iterable[str]) -> int | None:
-        key, raw = self.pick(keys)
-        return parse_count(key, raw, self.problems)
+    tool_name = values[slot.TOOL_NAME] or ""
+    if not tool_name and attrs.get(t.TRACELOOP_SPAN_KIND) == "tool":
+        tool_name = attrs.get(t.TRACELOOP_ENTITY_NAME) or ""
+        leftover.pop(t.TRACELOOP_ENTITY_NAME, None)
+    for key in content.keys:
+        del leftover[key]
+    leftover[t.VERSION_ATTRIBUTE] = t.NORMALIZER_VERSION
+    if problems:
+        leftover[t.WARNINGS_ATTRIBUTE] = json.dumps(problems, separators=_JSON_SEPARATORS)
 
-    def number(self, keys: Iterable[str], params: dict[str, Any], param_keys: tuple[str, ...]) -> float | None:
-        key, raw = self.pick(keys)
-        if raw is not None:
-            return parse_float(key, raw, self.problems)
-        param_key, value = _param(params, param_keys)
-        return parse_float(f"{t.INVOCATION_PARAMETERS}.{param_key}", value, self.problems)
+    address = values[slot.SERVER_ADDRESS] or ""
+    api_base = values[slot.API_BASE]
+    raw_provider = (values[slot.PROVIDER] or "").strip().lower()
+    return LlmCall._make((  # positionally, in field order
+        span.timestamp_ns, span.trace_id, span.span_id, span.parent_span_id, span.span_name, span.service_name,
+        _first_value(span.resource_attributes, t.ENVIRONMENT_RESOURCE_KEYS),
+        t.PROVIDERS.get(raw_provider, raw_provider), operation,
+        response_model or request_model, request_model, response_model,
+        input_tokens, output_tokens, cached_input_tokens, cache_creation_input_tokens, reasoning_tokens,
+        None, "unpriced" if has_usage else "no_usage",  # cost_usd, cost_status
+        span.duration_ns, time_to_first_token_ns, is_streaming, finish_reason,
+        span.status_code, span.status_message, error_type, temperature, top_p, max_tokens, tool_calls, tool_name,
+        values[slot.RESPONSE_ID] or "", address if address or not api_base else _host_of(api_base),
+        values[slot.CONVERSATION_ID] or "", values[slot.SESSION_ID] or "", values[slot.USER_ID] or "",
+        values[slot.FEATURE] or "", values[slot.TENANT] or "",
+        content.input_text, content.output_text, convention, leftover,
+    ))
 
-    def build(self) -> LlmCall:
-        span, attrs = self.span, self.attrs
-        params = self._invocation_parameters()
-        content = extract_content(attrs)
 
-        request_model = self.text(t.REQUEST_MODEL_KEYS) or _param(params, t.INVOCATION_MODEL)[1] or ""
-        response_model = self.text(t.RESPONSE_MODEL_KEYS)
-        if oi_model := attrs.get(t.OPENINFERENCE_MODEL):
-            request_model = request_model or oi_model
-            response_model = response_model or oi_model
+def _first_value(attrs: dict[str, str], keys: tuple[str, ...]) -> str:
+    """The first non-empty value among `keys`, or ""."""
+    for key in keys:
+        value = attrs.get(key)
+        if value:
+            return value
+    return ""
 
-        tokens = (self.count(t.INPUT_TOKENS_KEYS), self.count(t.OUTPUT_TOKENS_KEYS),
-                  self.count(t.CACHE_READ_KEYS), self.count(t.CACHE_CREATION_KEYS), self.count(t.REASONING_KEYS))
-        max_tokens_key, max_tokens_raw = self.pick(t.MAX_TOKENS_KEYS)
-        if max_tokens_raw is None:
-            max_tokens_key, max_tokens_raw = _param(params, t.INVOCATION_MAX_TOKENS)
-            max_tokens_key = f"{t.INVOCATION_PARAMETERS}.{max_tokens_key}"
-        finish_reason = first_string(self.pick(t.FINISH_REASON_KEYS)[1]) or content.finish_reason
-        finish_reason = t.FINISH_REASONS.get(finish_reason, finish_reason)
-        # Without captured output content, a `tool_calls` finish still proves at least one call.
-        tool_calls = content.tool_calls or int(finish_reason == "tool_calls")
 
-        return LlmCall(
-            timestamp_ns=span.timestamp_ns,
-            trace_id=span.trace_id,
-            span_id=span.span_id,
-            parent_span_id=span.parent_span_id,
-            span_name=span.span_name,
-            service_name=span.service_name,
-            environment=next((v for k in t.ENVIRONMENT_RESOURCE_KEYS
-                              if (v := span.resource_attributes.get(k))), ""),
-            provider=self._provider(),
-            operation=self.operation,
-            model=response_model or request_model,
-            request_model=request_model,
-            response_model=response_model,
-            input_tokens=tokens[0],
-            output_tokens=tokens[1],
-            cached_input_tokens=tokens[2],
-            cache_creation_input_tokens=tokens[3],
-            reasoning_tokens=tokens[4],
-            cost_usd=None,
-            cost_status="no_usage" if all(n is None for n in tokens) else "unpriced",
-            duration_ns=span.duration_ns,
-            time_to_first_token_ns=self._time_to_first_token(),
-            is_streaming=self._is_streaming(params),
-            finish_reason=finish_reason,
-            status_code=span.status_code,
-            status_message=span.status_message,
-            error_type=self._error_type(),
-            temperature=self.number(t.TEMPERATURE_KEYS, params, t.INVOCATION_TEMPERATURE),
-            top_p=self.number(t.TOP_P_KEYS, params, t.INVOCATION_TOP_P),
-            max_tokens=parse_count(max_tokens_key, max_tokens_raw, self.problems),
-            tool_calls=tool_calls,
-            tool_name=self._tool_name(),
-            response_id=self.text(t.RESPONSE_ID_KEYS),
-            server_address=self._server_address(),
-            conversation_id=self.text(t.CONVERSATION_ID_KEYS),
-            session_id=self.text(t.SESSION_ID_KEYS),
-            user_id=self.text(t.USER_ID_KEYS),
-            feature=self.text(t.FEATURE_KEYS),
-            tenant=self.text(t.TENANT_KEYS),
-            input_text=content.input_text,
-            output_text=content.output_text,
-            convention=self.convention,
-            attributes=self._leftover(content.keys),
-        )
+def _invocation_parameters(raw: str | None, problems: Problems) -> dict[str, Any]:
+    """OpenInference's JSON object of request parameters; `{}` when absent or not an object."""
+    if raw is None:
+        return {}
+    parsed = parse_json(raw)
+    if not isinstance(parsed, dict):
+        problems.append(f"{t.INVOCATION_PARAMETERS}: not a JSON object")
+        return {}
+    return parsed
 
-    def _invocation_parameters(self) -> dict[str, Any]:
-        raw = self.attrs.get(t.INVOCATION_PARAMETERS)
-        if raw is None:
-            return {}
-        parsed = parse_json(raw)
-        if not isinstance(parsed, dict):
-            self.problems.append(f"{t.INVOCATION_PARAMETERS}: not a JSON object")
-            return {}
-        return parsed
 
-    def _provider(self) -> str:
-        raw = self.text(t.PROVIDER_KEYS).strip().lower()
-        return t.PROVIDERS.get(raw, raw)
-
-    def _is_streaming(self, params: dict[str, Any]) -> bool:
-        key, raw = self.pick(t.STREAMING_KEYS)
-        if raw is None:
-            key, raw = _param(params, t.INVOCATION_STREAM)
-            key = f"{t.INVOCATION_PARAMETERS}.{key}"
-        return bool(parse_bool(key, raw, self.problems))
-
-    def _time_to_first_token(self) -> int | None:
-        key, raw = self.pick(t.TTFT_SECONDS_KEYS)
-        if raw is not None:
-            return parse_seconds_as_ns(key, raw, self.problems)
-        span = self.span
-        for name, timestamp in zip(span.events_name, span.events_timestamp, strict=False):
-            if name in t.FIRST_CHUNK_EVENTS:
-                return timestamp - span.timestamp_ns if timestamp >= span.timestamp_ns else None
+def _number(key: str, raw: str | None, params: dict[str, Any], param_keys: tuple[str, ...],
+            problems: Problems) -> float | None:
+    """A float attribute, else the same invocation parameter."""
+    if raw is not None:
+        return parse_float(key, raw, problems)
+    if not params:
         return None
+    param_key, value = _param(params, param_keys)
+    return parse_float(f"{t.INVOCATION_PARAMETERS}.{param_key}", value, problems)
 
-    def _error_type(self) -> str:
-        raw = self.text(t.ERROR_TYPE_KEYS)
-        if not raw:
-            for name, event_attrs in zip(self.span.events_name, self.span.events_attributes, strict=False):
-                if name == t.EXCEPTION_EVENT and event_attrs.get(t.EXCEPTION_TYPE):
-                    raw = event_attrs[t.EXCEPTION_TYPE]
-                    break
+
+def _is_streaming(key: str, raw: str | None, params: dict[str, Any], problems: Problems) -> bool:
+    if raw is None:
+        if not params:
+            return False
+        key, raw = _param(params, t.INVOCATION_STREAM)
+        key = f"{t.INVOCATION_PARAMETERS}.{key}"
+    return bool(parse_bool(key, raw, problems))
+
+
+def _time_to_first_token(span: SpanRecord, key: str, raw: str | None, problems: Problems) -> int | None:
+    """The reported time to first chunk, else the offset of the first-chunk event."""
+    if raw is not None:
+        return parse_seconds_as_ns(key, raw, problems)
+    if not span.events_name:
+        return None
+    for name, timestamp in zip(span.events_name, span.events_timestamp, strict=False):
+        if name in t.FIRST_CHUNK_EVENTS:
+            return timestamp - span.timestamp_ns if timestamp >= span.timestamp_ns else None
+    return None
+
+
+def _error_type(span: SpanRecord, raw: str | None) -> str:
+    """`error.type`, else the type of the first recorded exception event."""
+    if raw:
         return normalize_error_type(raw)
-
-    def _tool_name(self) -> str:
-        name = self.text(t.TOOL_NAME_KEYS)
-        if not name and self.attrs.get(t.TRACELOOP_SPAN_KIND) == "tool":
-            name = self.text((t.TRACELOOP_ENTITY_NAME,))
-            self.extra_used = (t.TRACELOOP_ENTITY_NAME,)
-        return name
-
-    def _server_address(self) -> str:
-        address = self.text(t.SERVER_ADDRESS_KEYS)
-        api_base = self.text(t.API_BASE_KEYS)
-        return address if address or not api_base else _host_of(api_base)
-
-    def _leftover(self, content_keys: frozenset[str]) -> dict[str, str]:
-        leftover = {k: v for k, v in self.attrs.items()
-                    if k not in t.COLUMN_KEYS and k not in content_keys and k not in self.extra_used}
-        leftover[t.VERSION_ATTRIBUTE] = t.NORMALIZER_VERSION
-        if self.problems:
-            leftover[t.WARNINGS_ATTRIBUTE] = json.dumps(self.problems, separators=_JSON_SEPARATORS)
-        return leftover
+    if span.events_name:
+        for name, event_attrs in zip(span.events_name, span.events_attributes, strict=False):
+            if name == t.EXCEPTION_EVENT and event_attrs.get(t.EXCEPTION_TYPE):
+                return normalize_error_type(event_attrs[t.EXCEPTION_TYPE])
+    return ""
 
 
 @lru_cache(maxsize=256)
