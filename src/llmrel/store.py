@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ProgrammingError
 
 from llmrel.cluster import distribute
 from llmrel.config import Settings
@@ -41,6 +42,10 @@ def database_name(url: str) -> str:
     return "default"
 
 
+class StoreInUseError(RuntimeError):
+    """The embedded store is held by another process (one engine per store)."""
+
+
 def connect(settings: Settings, **kwargs: object) -> Client:
     """Open a clickhouse-connect client for `settings.clickhouse_url`.
 
@@ -53,7 +58,14 @@ def connect(settings: Settings, **kwargs: object) -> Client:
     if settings.is_embedded:
         path = urlparse(url).path
         Path(path).mkdir(parents=True, exist_ok=True)
-        client = clickhouse_connect.get_client(dsn=f"chdb://{path}", **kwargs)
+        try:
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}", **kwargs)
+        except ProgrammingError as exc:
+            if "Unable to open the chdb engine" not in str(exc):
+                raise
+            raise StoreInUseError(
+                f"the embedded store at {path} is open in another process (a running `llmrel serve`?); "
+                "stop it, or ask it: `llmrel report`, `llmrel findings` use its API") from None
     else:
         bootstrap = clickhouse_connect.get_client(dsn=url, database="default", **kwargs)
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")

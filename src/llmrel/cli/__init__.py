@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.console import Console
 
 from llmrel.cli import ingest
 
@@ -27,4 +28,10 @@ _register_optional()
 
 
 def main() -> None:
-    app()
+    from llmrel.store import StoreInUseError
+
+    try:
+        app()
+    except StoreInUseError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(1) from None

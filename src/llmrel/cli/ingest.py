@@ -8,11 +8,11 @@ import threading
 import time
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmrel.cli.running import ask_running_server
 from llmrel.config import ConfigError, Settings, load_settings
 
 console = Console()
@@ -72,18 +72,6 @@ def migrate_cmd(clickhouse_url: StoreOpt = None) -> None:
     console.print(f"schema version {schema_version(client)} (newly applied: {applied or 'none'})")
 
 
-def _report_via_api(api: str, since: str, token: str | None) -> dict[str, Any] | None:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.get(f"{api.rstrip('/')}/api/v1/report", params={"since": since}, headers=headers, timeout=30)
-    except httpx.TransportError:
-        return None
-    if response.status_code != 200:
-        err_console.print(f"[red]{api} answered {response.status_code}: {response.text[:300]}[/]")
-        raise typer.Exit(1)
-    return response.json()
-
-
 def report(
     since: Annotated[str, typer.Option(help="1h, 30m, 7d or an ISO time")] = "1h",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -99,12 +87,7 @@ def report(
     except ValueError as exc:
         err_console.print(f"[red]--since: {exc}[/]")
         raise typer.Exit(2) from None
-    data = None
-    if settings.is_embedded:  # a running `llmrel serve` owns the embedded store: ask it
-        host, _, port = settings.http_endpoint.rpartition(":")
-        host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]") else host
-        token = settings.auth_token.get_secret_value() if settings.auth_token else None
-        data = _report_via_api(api or f"http://{host}:{port}", since, token)
+    data = ask_running_server(settings, "/api/v1/report", {"since": since}, api)
     if data is None:
         from llmrel.store import connect
 

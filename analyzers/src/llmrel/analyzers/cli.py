@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmrel.cli.running import ask_running_server
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -99,8 +101,11 @@ def findings(
     from llmrel.store import connect
 
     settings = _settings(clickhouse_url=clickhouse_url)
-    rows = recent_findings(connect(settings), _since_ns(since), limit=limit, kind=kind, rule=rule,
-                           service=service, severity=severity, model=model, tenant=tenant)
+    filters = {"kind": kind, "rule": rule, "service": service, "severity": severity, "model": model, "tenant": tenant}
+    since_ns = _since_ns(since)
+    rows = ask_running_server(settings, "/api/v1/findings", {"since": since, "limit": limit, **filters})
+    if rows is None:
+        rows = recent_findings(connect(settings), since_ns, limit=limit, **filters)
     if as_json:
         console.print_json(json.dumps(rows, default=str))
         return

@@ -9,6 +9,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
 
 from llmrel.report import build_report, parse_since
 
@@ -38,7 +39,9 @@ def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRout
 
     @router.get("/findings")
     async def findings(request: Request, since: str = Query("1h"), limit: int = Query(100, ge=1, le=10_000),
-                       kind: str | None = None, service: str | None = None) -> list[dict[str, Any]]:
+                       kind: str | None = None, rule: str | None = None, service: str | None = None,
+                       severity: str | None = None, model: str | None = None,
+                       tenant: str | None = None) -> list[dict[str, Any]]:
         check(request)
         try:
             from llmrel.analyzers.report import recent_findings
@@ -48,8 +51,10 @@ def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRout
             since_ns = parse_since(since)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        return await run_in_threadpool(
-            guarded, lambda: recent_findings(client, since_ns, limit=limit, kind=kind, service=service))
+        filters = {"kind": kind, "rule": rule, "service": service, "severity": severity, "model": model,
+                   "tenant": tenant}
+        rows = await run_in_threadpool(guarded, lambda: recent_findings(client, since_ns, limit=limit, **filters))
+        return jsonable_encoder(rows)
 
     @router.get("/traces/{trace_id}")
     async def trace(request: Request, trace_id: str) -> dict[str, Any]:

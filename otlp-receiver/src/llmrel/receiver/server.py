@@ -72,9 +72,8 @@ class AnalyzerWorker:
 
 def _column_types(client: Client, table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
     """ClickHouse type names of `columns`, in that order, as the store declares them."""
-    rows = client.query("SELECT name, type FROM system.columns "
-                        "WHERE database = currentDatabase() AND table = {t:String}", parameters={"t": table}).result_rows
-    types = dict(rows)
+    types = dict(client.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                              "AND table = {t:String}", parameters={"t": table}).result_rows)
     missing = [c for c in columns if c not in types]
     if missing:
         raise RuntimeError(f"{table} lacks columns {missing}; run `llmrel migrate`")
