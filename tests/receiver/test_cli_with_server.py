@@ -14,6 +14,7 @@ from tests.receiver.conftest import export_raw
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {"COLUMNS": "400", **env}  # rich wraps at the terminal width; keep messages on one line
     return subprocess.run([str(LLMREL), *args], env=clean_env(env), capture_output=True, text=True, timeout=120)
 
 
@@ -46,3 +47,15 @@ def test_report_and_findings_use_the_running_server(tmp_path):
         migrate = cli("migrate", env=env)
         assert migrate.returncode == 1
         assert "open in another process" in " ".join(migrate.stderr.split())
+
+
+def test_serve_refuses_invalid_configuration_listing_every_problem(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - id: x\n    kind: nope\n")
+    done = cli("serve", "--clickhouse-url", f"chdb://{tmp_path / 'store'}", "--grpc-endpoint", "127.0.0.1:0",
+               "--http-endpoint", "127.0.0.1:0", env={"LLMREL_RULES_FILE": str(rules)})
+    assert done.returncode == 2
+    assert f"{rules}:3: rule 'x': kind must be one of" in " ".join(done.stderr.split())
+    bad = cli("serve", "--grpc-endpoint", "nowhere", env={"LLMREL_MAX_RECV_MIB": "lots"})
+    assert bad.returncode == 2
+    assert "grpc_endpoint" in bad.stderr and "max_recv_mib" in bad.stderr

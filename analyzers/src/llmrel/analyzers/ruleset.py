@@ -32,6 +32,7 @@ from llmrel.analyzers.ruleparams import (
     as_str_list,
 )
 from llmrel.analyzers.yamlmarks import MarkedDict, YamlSyntaxError, load_marked
+from llmrel.config import ConfigError
 
 PER_CALL_KINDS: tuple[str, ...] = (
     "json_valid", "json_schema", "regex", "no_pii", "not_empty", "no_refusal", "finish_reason", "bounds",
@@ -93,8 +94,11 @@ class RuleSet:
         return {r.id: r for r in self.rules}
 
 
-class RuleFileError(ValueError):
-    """Every problem found in one or more rule files, one `FILE:LINE: message` per entry."""
+class RuleFileError(ConfigError, ValueError):
+    """Every problem found in one or more rule files, one `FILE:LINE: message` per entry.
+
+    A `ConfigError`, so start-up reports it like any other invalid setting.
+    """
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
