@@ -51,7 +51,7 @@ def serve(
     except ConfigError as exc:
         err_console.print(f"[bold red]invalid configuration:[/]\n{exc}")
         raise typer.Exit(2) from None
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         err_console.print(f"[bold red]cannot start:[/] {exc}")
         raise typer.Exit(1) from None
     stop = threading.Event()

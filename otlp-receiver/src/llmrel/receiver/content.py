@@ -26,26 +26,52 @@ def _redact_text(text: str) -> tuple[str, int]:
     return redact(text)
 
 
-def _without_content(span: SpanRecord) -> SpanRecord:
-    attrs = span.span_attributes
-    if not any(CONTENT_KEY.match(k) for k in attrs):
-        return span
-    return span._replace(span_attributes={k: v for k, v in attrs.items() if not CONTENT_KEY.match(k)})
+_EVENT_CONTENT_KEYS = frozenset({"content", "message", "tool_calls"})  # legacy per-message GenAI events
 
 
-def _redacted_span(span: SpanRecord) -> SpanRecord:
-    attrs = span.span_attributes
-    keys = [k for k in attrs if CONTENT_KEY.match(k)]
+def _is_content(key: str, in_event: bool) -> bool:
+    return bool(CONTENT_KEY.match(key)) or (in_event and key in _EVENT_CONTENT_KEYS)
+
+
+def _drop(attrs: dict[str, str], in_event: bool) -> tuple[dict[str, str], int]:
+    kept = {k: v for k, v in attrs.items() if not _is_content(k, in_event)}
+    return (attrs, 0) if len(kept) == len(attrs) else (kept, len(attrs) - len(kept))
+
+
+def _redact(attrs: dict[str, str], in_event: bool) -> tuple[dict[str, str], int]:
+    keys = [k for k in attrs if _is_content(k, in_event)]
     if not keys:
-        return span
-    cleaned = dict(attrs)
-    total = 0
+        return attrs, 0
+    cleaned, total = dict(attrs), 0
     for key in keys:
         cleaned[key], count = _redact_text(attrs[key])
         total += count
-    if total:
-        cleaned["llmrel.redactions.server"] = str(total)
-    return span._replace(span_attributes=cleaned)
+    return cleaned, total
+
+
+def _apply(span: SpanRecord, clean: Callable[[dict[str, str], bool], tuple[dict[str, str], int]],
+           count_key: str | None) -> SpanRecord:
+    """`clean` applied to the span's attributes and to every event's (GenAI content events carry prompts too)."""
+    attrs, total = clean(span.span_attributes, False)
+    events = span.events_attributes
+    if events:
+        cleaned_events = [clean(e, True) for e in events]
+        if any(n for _, n in cleaned_events):
+            events = [e for e, _ in cleaned_events]
+            total += sum(n for _, n in cleaned_events)
+    if attrs is span.span_attributes and events is span.events_attributes:
+        return span
+    if count_key and total:
+        attrs = {**attrs, count_key: str(total)}
+    return span._replace(span_attributes=attrs, events_attributes=events)
+
+
+def _without_content(span: SpanRecord) -> SpanRecord:
+    return _apply(span, _drop, None)
+
+
+def _redacted_span(span: SpanRecord) -> SpanRecord:
+    return _apply(span, _redact, "llmrel.redactions.server")
 
 
 def content_transform(policy: str) -> SpanTransform | None:

@@ -17,6 +17,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmrel.model import SpanRecord
 from llmrel.receiver.flatten import any_value_to_string
@@ -24,6 +25,7 @@ from llmrel.receiver.flatten import any_value_to_string
 SPAN_KINDS: tuple[str, ...] = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES: tuple[str, ...] = ("Unset", "Ok", "Error")
 _MAX_ERRORS_REPORTED = 5
+_MAX_TIME_NS = 1 << 63  # DateTime64(9) holds signed 64-bit nanoseconds
 
 
 class InvalidRequest(ValueError):
@@ -66,14 +68,14 @@ def parse_json_request(body: bytes) -> ExportTraceServiceRequest:
     """
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidRequest("body must be a JSON object (ExportTraceServiceRequest)")
     try:
         _hex_ids_to_base64(document)
         return json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise InvalidRequest(f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from None
 
 
@@ -125,8 +127,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodeResult:
             scope_version = scope_spans.scope.version
             for span in scope_spans.spans:
                 trace_id, span_id = span.trace_id, span.span_id
-                problem = _span_problem(trace_id, span_id, span.parent_span_id,
-                                        span.start_time_unix_nano, span.end_time_unix_nano)
+                problem = _span_problem(span)
                 if problem:
                     result.rejected += 1
                     result.errors.append(f"span {span.name!r}: {problem}")
@@ -138,17 +139,17 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodeResult:
                     start,
                     hexlify(trace_id).decode(),
                     hexlify(span_id).decode(),
-                    hexlify(span.parent_span_id).decode(),
+                    _hex_id(span.parent_span_id),
                     span.trace_state,
                     span.name,
-                    SPAN_KINDS[span.kind] if span.kind < len(SPAN_KINDS) else "Unspecified",
+                    SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "Unspecified",
                     service,
                     resource_attrs,
                     scope_name,
                     scope_version,
                     _attributes(span.attributes),
                     span.end_time_unix_nano - start,
-                    STATUS_CODES[span.status.code] if span.status.code < len(STATUS_CODES) else "Unset",
+                    STATUS_CODES[span.status.code] if 0 <= span.status.code < len(STATUS_CODES) else "Unset",
                     span.status.message,
                     [e.time_unix_nano for e in events],
                     [e.name for e in events],
@@ -165,7 +166,9 @@ def _hex_id(raw: bytes) -> str:
     return raw.hex() if raw.strip(b"\0") else ""
 
 
-def _span_problem(trace_id: bytes, span_id: bytes, parent_id: bytes, start: int, end: int) -> str:
+def _span_problem(span: Span) -> str:
+    trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
     if len(trace_id) != 16 or not trace_id.strip(b"\0"):
         return f"trace_id must be 16 non-zero bytes, got {len(trace_id)} bytes"
     if len(span_id) != 8 or not span_id.strip(b"\0"):
@@ -176,4 +179,6 @@ def _span_problem(trace_id: bytes, span_id: bytes, parent_id: bytes, start: int,
         return "start_time_unix_nano is missing"
     if end < start:
         return "end_time_unix_nano is before start_time_unix_nano"
+    if end >= _MAX_TIME_NS or any(e.time_unix_nano >= _MAX_TIME_NS for e in span.events):
+        return "a timestamp is beyond year 2262 (the DateTime64(9) range)"
     return ""

@@ -47,12 +47,13 @@ class TraceServicer:
             self._abort_retryable(context, grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED,
                                   "receiver is over its in-flight memory bound; retry later")
         try:
-            result = self._ingestor.ingest(body)
+            result = self._ingestor.ingest(body, reserved=size)  # releases the reservation itself
         except InvalidRequest as exc:
             self._count("invalid")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        finally:
-            self._ingestor.release(size)
+        if result.outcome is Outcome.FAILED:
+            self._count("failed")
+            context.abort(grpc.StatusCode.INTERNAL, result.message)
         if result.outcome is not Outcome.STORED:
             self._count(result.outcome.value)
             self._abort_retryable(context, grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE, result.message)
@@ -66,7 +67,8 @@ class TraceServicer:
         for key, value in context.invocation_metadata():
             if key == "authorization" and isinstance(value, str):
                 scheme, _, token = value.partition(" ")
-                return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self._token or "")
+                return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
+                                                                          (self._token or "").encode())
         return False
 
     def _abort_retryable(self, context: grpc.ServicerContext, code: grpc.StatusCode, rpc_code: int,
@@ -85,13 +87,14 @@ class TraceServicer:
 
 
 def build_grpc_server(servicer: TraceServicer, endpoint: str, *, max_recv_bytes: int,
-                      max_workers: int = 16) -> tuple[grpc.Server, int]:
+                      max_workers: int = 16, max_queued_rpcs: int = 256) -> tuple[grpc.Server, int]:
     """Create (not start) the gRPC server; returns it with the bound port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="llmrel-grpc"),
         options=[("grpc.max_receive_message_length", max_recv_bytes),
                  ("grpc.max_send_message_length", _SEND_LIMIT),
                  ("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=max_queued_rpcs,  # beyond this, RESOURCE_EXHAUSTED (exporters retry)
     )
     handler = grpc.method_handlers_generic_handler(SERVICE, {
         "Export": grpc.unary_unary_rpc_method_handler(

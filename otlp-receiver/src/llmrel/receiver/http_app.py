@@ -44,9 +44,14 @@ def _encode(message: Message, media_type: str) -> bytes:
     return message.SerializeToString()
 
 
+def _declared_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
         raise _TooLarge
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -58,16 +63,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise InvalidRequest(f"body is not valid gzip: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise _TooLarge
-    if not inflater.eof:
-        raise InvalidRequest("body is not valid gzip: truncated stream")
-    return out
+    """Inflate every gzip member (senders may concatenate several), at most `limit` bytes in all."""
+    out, rest = [], body
+    while rest:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out.append(inflater.decompress(rest, limit + 1 - sum(map(len, out))))
+        except zlib.error as exc:
+            raise InvalidRequest(f"body is not valid gzip: {exc}") from None
+        if sum(map(len, out)) > limit or inflater.unconsumed_tail:
+            raise _TooLarge
+        if not inflater.eof:
+            raise InvalidRequest("body is not valid gzip: truncated stream")
+        rest = inflater.unused_data
+    return b"".join(out)
 
 
 def build_otlp_router(ingestor: Ingestor, metrics: ReceiverMetrics, *, auth: Callable[[Request], bool],
@@ -98,25 +107,34 @@ def build_otlp_router(ingestor: Ingestor, metrics: ReceiverMetrics, *, auth: Cal
             return error(415, media_type, code_pb2.INVALID_ARGUMENT,
                          f"unsupported content encoding {encoding!r}; use gzip or none", "invalid")
         too_large = f"request body exceeds the {max_body_bytes} byte limit"
+        overloaded = "receiver is over its in-flight memory bound; retry later"
+        declared = _declared_length(request)
+        if declared is not None and declared > max_body_bytes:
+            return error(413, media_type, code_pb2.RESOURCE_EXHAUSTED, too_large, "too_large")
+        # Reserve before reading, so concurrent uploads cannot outgrow the bound while they arrive.
+        reserved = declared if declared is not None else max_body_bytes
+        if not ingestor.reserve(reserved):
+            return error(429, media_type, code_pb2.RESOURCE_EXHAUSTED, overloaded, "overloaded", retry=True)
+        handed_over = False
         try:
             body = await _read_body(request, max_body_bytes)
+            if encoding == "gzip":
+                body = _gunzip(body, max_body_bytes)
+            if len(body) > reserved:
+                if not ingestor.reserve(len(body) - reserved):
+                    return error(429, media_type, code_pb2.RESOURCE_EXHAUSTED, overloaded, "overloaded", retry=True)
+                reserved = len(body)
+            handed_over = True  # from here the ingestor releases the reservation
+            result = await run_in_threadpool(ingestor.ingest, body, is_json=media_type == JSON, reserved=reserved)
         except _TooLarge:
             return error(413, media_type, code_pb2.RESOURCE_EXHAUSTED, too_large, "too_large")
-        if not ingestor.reserve(len(body)):
-            return error(429, media_type, code_pb2.RESOURCE_EXHAUSTED,
-                         "receiver is over its in-flight memory bound; retry later", "overloaded", retry=True)
-        reserved = len(body)
-        try:
-            try:
-                if encoding == "gzip":
-                    body = _gunzip(body, max_body_bytes)
-                result = await run_in_threadpool(ingestor.ingest, body, is_json=media_type == JSON)
-            except _TooLarge:
-                return error(413, media_type, code_pb2.RESOURCE_EXHAUSTED, too_large, "too_large")
-            except InvalidRequest as exc:
-                return error(400, media_type, code_pb2.INVALID_ARGUMENT, str(exc), "invalid")
+        except InvalidRequest as exc:
+            return error(400, media_type, code_pb2.INVALID_ARGUMENT, str(exc), "invalid")
         finally:
-            ingestor.release(reserved)
+            if not handed_over:
+                ingestor.release(reserved)
+        if result.outcome is Outcome.FAILED:
+            return error(500, media_type, code_pb2.INTERNAL, result.message, "failed")
         if result.outcome is not Outcome.STORED:
             return error(503, media_type, code_pb2.UNAVAILABLE, result.message, result.outcome.value, retry=True)
         response = ExportTraceServiceResponse()
@@ -135,7 +153,7 @@ def bearer_auth(token: str | None) -> Callable[[Request], bool]:
         if token is None:
             return True
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
     return check
 

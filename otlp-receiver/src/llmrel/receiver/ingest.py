@@ -9,16 +9,21 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+import structlog
+
+from llmrel.receiver.decode import InvalidRequest
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import Prepared
 from llmrel.receiver.writer import BatchWriter, WriterClosed
 
 Prepare = Callable[[bytes, bool], Prepared]
 _MAX_ERRORS_REPORTED = 5
+log = structlog.get_logger(__name__)
 
 
 class Outcome(enum.Enum):
@@ -26,6 +31,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # store failed or timed out: sender should retry (UNAVAILABLE / 503)
     OVERLOADED = "overloaded"  # in-flight bytes bound reached (RESOURCE_EXHAUSTED / 429)
     SHUTTING_DOWN = "shutting_down"  # draining (UNAVAILABLE / 503)
+    FAILED = "failed"  # an unexpected error on our side, logged (INTERNAL / 500; retrying would not help)
 
 
 @dataclass(frozen=True)
@@ -77,33 +83,67 @@ class Ingestor:
     def release(self, size: int) -> None:
         self._limiter.release(size)
 
-    def ingest(self, body: bytes, *, is_json: bool = False) -> IngestResult:
-        """Store one request body and wait for the commit (the caller holds a reservation).
+    def ingest(self, body: bytes, *, is_json: bool = False, reserved: int = 0) -> IngestResult:
+        """Store one request body and wait for the commit.
+
+        Takes over `reserved` in-flight bytes and releases them once the request's rows are
+        committed or abandoned, not when the caller replies, so memory stays bounded even when
+        a commit outlives its request.
 
         Raises:
             InvalidRequest: the body is not a valid OTLP trace request.
         """
+        future: Future[None] | None = None
         try:
             rows = self._prepare(body, is_json)
+            self._metrics.spans_received.inc(rows.span_count + rows.rejected)
+            if rows.rejected:
+                self._metrics.spans_rejected.inc(rows.rejected)
+            if rows.normalize_errors:
+                self._metrics.normalize_errors.inc(rows.normalize_errors)
+            if rows.span_count:
+                future = self._writer.submit(rows)
+                failed = self._await_commit(future)
+                if failed is not None:
+                    return failed
         except BrokenProcessPool:
             return IngestResult(Outcome.RETRY, message="receiver workers restarted; retry")
-        self._metrics.spans_received.inc(rows.span_count + rows.rejected)
-        if rows.rejected:
-            self._metrics.spans_rejected.inc(rows.rejected)
-        if rows.normalize_errors:
-            self._metrics.normalize_errors.inc(rows.normalize_errors)
-        if rows.span_count:
-            try:
-                self._writer.submit(rows).result(timeout=self._timeout)
-            except FutureTimeout:
-                return IngestResult(Outcome.RETRY, message="storage did not commit in time")
-            except WriterClosed:
-                return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
-            except Exception as exc:
-                return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")
+        except WriterClosed:
+            return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
+        except InvalidRequest:
+            raise
+        except Exception as exc:
+            log.exception("ingest_failed")
+            return IngestResult(Outcome.FAILED, message=f"internal error: {type(exc).__name__}")
+        finally:
+            if future is None or future.done():
+                self.release(reserved)
+            else:
+                future.add_done_callback(lambda _: self.release(reserved))
         message = ""
         if rows.rejected:
             shown = "; ".join(rows.errors[:_MAX_ERRORS_REPORTED])
             more = len(rows.errors) - _MAX_ERRORS_REPORTED
             message = f"{shown}; and {more} more" if more > 0 else shown
         return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected, message=message)
+
+    def _await_commit(self, future: Future[None]) -> IngestResult | None:
+        """None once committed; otherwise the retryable outcome. A commit that has not started by
+        the deadline is cancelled, so a request answered "retry" is never stored as well."""
+        try:
+            future.result(timeout=self._timeout)
+            return None
+        except FutureTimeout:
+            if future.cancel():
+                return IngestResult(Outcome.RETRY, message="storage did not commit in time; nothing was stored")
+        except WriterClosed:
+            return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
+        except Exception as exc:
+            return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")
+        try:  # the insert is under way: its outcome decides the answer
+            future.result(timeout=self._timeout)
+            return None
+        except FutureTimeout:
+            return IngestResult(Outcome.RETRY, message="storage did not commit in time")
+        except Exception as exc:
+            return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")

@@ -21,7 +21,7 @@ from clickhouse_connect.driver.transform import NativeTransform
 
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
 from llmrel.receiver.content import content_transform
-from llmrel.receiver.decode import decode_request, parse_json_request, parse_protobuf_request
+from llmrel.receiver.decode import InvalidRequest, decode_request, parse_json_request, parse_protobuf_request
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +132,19 @@ class PreparePool:
             future.result()
 
     def prepare(self, body: bytes, is_json: bool) -> Prepared:
+        """Prepare in a worker. If the worker dies (a crash, the OOM killer), the pool is replaced
+        and the request tried once more; a request that kills a worker twice is refused as invalid,
+        so a sender's retries cannot keep breaking the pool."""
+        try:
+            return self._submit(body, is_json)
+        except concurrent.futures.process.BrokenProcessPool:
+            pass
+        try:
+            return self._submit(body, is_json)
+        except concurrent.futures.process.BrokenProcessPool:
+            raise InvalidRequest("the request stopped the decoder twice; not retrying") from None
+
+    def _submit(self, body: bytes, is_json: bool) -> Prepared:
         pool = self._pool
         try:
             return pool.submit(_prepare_in_worker, body, is_json).result()
@@ -139,6 +152,7 @@ class PreparePool:
             with self._lock:
                 if self._pool is pool:
                     log.error("prepare_pool_broken_restarting")
+                    pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._start()
             raise
 

@@ -103,6 +103,26 @@ class Receiver:
         self._ready = False
 
     def start(self) -> Receiver:
+        """Migrate, then start every part; on failure, stop what had started and re-raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self._abort_start()
+            raise
+
+    def _abort_start(self) -> None:
+        if (grpc_server := getattr(self, "_grpc", None)) is not None:
+            grpc_server.stop(0)
+        if (http := getattr(self, "_uvicorn", None)) is not None:
+            http.should_exit = True
+        for part in ("_pool", "_writer", "_analyzers"):
+            if (component := getattr(self, part, None)) is not None:
+                component.close()
+        for name in ("_write_client", "_read_client", "_analyzer_client"):
+            if (client := getattr(self, name, None)) is not None:
+                client.close()
+
+    def _start(self) -> Receiver:
         s = self.settings
         self._write_client = self._client_factory()
         migrate(self._write_client, s)

@@ -89,7 +89,7 @@ class BatchWriter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not None:
+            if item is not None and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(WriterClosed("receiver is shutting down"))
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
@@ -113,8 +113,12 @@ class BatchWriter:
         if body:
             self._client.raw_insert(table, list(columns), insert_block=body, fmt="Native")
 
-    def _commit(self, batch: list[_Pending]) -> None:
-        self._metrics.queue_depth.dec(len(batch))
+    def _commit(self, queued: list[_Pending]) -> None:
+        self._metrics.queue_depth.dec(len(queued))
+        # Exports whose sender already got "retry" were cancelled: they must not be stored.
+        batch = [p for p in queued if p.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         span_count = sum(p.rows.span_count for p in batch)
         calls = [c for p in batch for c in p.rows.calls]
         started = time.perf_counter()
