@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry import baggage, context
+from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -206,4 +206,21 @@ def test_pending_context_is_bounded_and_falls_back_to_setting_attributes(exporte
     with llm_context(feature="direct"), provider.get_tracer("t").start_as_current_span("chat", attributes=LLM):
         pass
     assert exporter.get_finished_spans()[0].attributes["llmrel.feature"] == "direct"
+    provider.shutdown()
+
+
+def test_llm_span_after_its_parent_ended_keeps_no_state_behind(exporter) -> None:
+    provider = make_provider(exporter, ratio=0.0)
+    tracer = provider.get_tracer("t")
+    promoting = next(p for p in provider._active_span_processor._span_processors
+                     if isinstance(p, PromotingSpanProcessor))
+    for index in range(50):  # fire-and-forget: the request ends before its background LLM call starts
+        request = tracer.start_span(f"request-{index}")
+        context = trace.set_span_in_context(request)
+        request.end()
+        with tracer.start_as_current_span(f"chat-{index}", context=context,
+                                          attributes={"gen_ai.operation.name": "chat"}):
+            pass
+    assert len(exporter.get_finished_spans()) == 50  # every LLM span kept
+    assert promoting._promoted == set() and promoting._parents == {}
     provider.shutdown()

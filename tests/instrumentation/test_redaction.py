@@ -75,3 +75,27 @@ def test_clean_text_is_cheap() -> None:
     text = json.dumps([{"role": "user", "content": "Summarize the refund policy for order 5521, please. " * 18}])
     seconds = min(timeit.repeat(lambda: redact(text), number=200, repeat=3)) / 200
     assert seconds < 200e-6
+
+
+@pytest.mark.parametrize("text, label", [
+    (json.dumps("my key:\nsk-proj-abcdefghijklmnopqrstuvwx"), "API_KEY"),  # an escape before the secret
+    (json.dumps("hi\nbob@example.com"), "EMAIL"),
+    (json.dumps("jos\u00e9@example.com"), "EMAIL"),
+    (json.dumps([{"role": "user", "parts": [{"type": "text", "content": "call\n415-555-2671"}]}]), "PHONE"),
+    ('{"aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}', "SECRET"),
+])
+def test_json_content_is_redacted_value_by_value_and_stays_valid_json(text, label):
+    out, count = redact(text)
+    assert count == 1
+    assert f"[REDACTED:{label}]" in json.dumps(json.loads(out))
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("4111111111111111 05/27", " 05/27"),  # expiry after the card
+    ("4111 1111 1111 1111 123", " 123"),  # CVV after the card
+    ("BE68 5390 0754 7034 EUR", " EUR"),  # currency after the IBAN
+])
+def test_checksummed_numbers_followed_by_other_text_are_still_found(text, kept):
+    out, count = redact(text)
+    assert count == 1 and out.endswith(kept) and "[REDACTED:" in out
+

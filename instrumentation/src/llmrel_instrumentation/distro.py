@@ -129,7 +129,9 @@ class LlmrelDistro(BaseDistro):
         except Exception as error:
             self._warn("LLM instrumentation %r from %s failed to load, so its calls send no spans: %s: %s",
                        entry_point.name, dist, type(error).__name__, error)
-            raise
+            if isinstance(error, ImportError):
+                raise  # opentelemetry-instrument skips these and goes on with the others
+            return  # anything else would stop it from loading the remaining instrumentations
         self.loaded[entry_point.name] = dist
         if dist == TRACELOOP_OPENAI:
             install_stream_guards()

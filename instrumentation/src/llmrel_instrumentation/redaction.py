@@ -14,9 +14,11 @@ Examples:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 CONTENT_KEYS: frozenset[str] = frozenset({
     "gen_ai.input.messages",
@@ -27,6 +29,11 @@ CONTENT_KEYS: frozenset[str] = frozenset({
     "gen_ai.completion",
     "input.value",
     "output.value",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+    "llm.prompt_template.variables",
 })
 """Attribute keys that carry prompt/response content (GenAI semconv, OpenLLMetry, OpenInference)."""
 
@@ -39,6 +46,7 @@ CONTENT_KEY_PREFIXES: tuple[str, ...] = (
     "llm.choices.",
     "embedding.embeddings.",
     "retrieval.documents.",
+    "reranker.",
 )
 """Prefixes of flattened content attributes (legacy OpenLLMetry, OpenInference)."""
 
@@ -60,13 +68,13 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card_valid(match: re.Match[str]) -> bool:
-    digits = re.sub(r"\D", "", match.group(0))
+def _card_valid(candidate: str) -> bool:
+    digits = re.sub(r"\D", "", candidate)
     return 13 <= len(digits) <= 19 and _luhn_valid(digits)
 
 
-def _iban_valid(match: re.Match[str]) -> bool:
-    compact = match.group(0).replace(" ", "")
+def _iban_valid(candidate: str) -> bool:
+    compact = candidate.replace(" ", "")
     if not 15 <= len(compact) <= 34:
         return False
     rearranged = compact[4:] + compact[:4]
@@ -91,13 +99,15 @@ class RedactionRule:
         label: Shown in the replacement, e.g. `[REDACTED:EMAIL]`.
         pattern: Precompiled regex of candidates.
         precheck: Cheap test on the whole text; the regex runs only when it is true.
-        validate: Optional check of a candidate match (checksum); invalid matches are kept.
+        validate: Optional check of a candidate (checksum). A candidate that fails is retried
+            shorter, group by group, so text that follows a number (an expiry date, a currency)
+            does not hide it; if no prefix validates, the text is kept.
     """
 
     label: str
     pattern: re.Pattern[str]
     precheck: Callable[[str], bool]
-    validate: Callable[[re.Match[str]], bool] | None = None
+    validate: Callable[[str], bool] | None = None
 
     @property
     def replacement(self) -> str:
@@ -135,7 +145,7 @@ RULES: tuple[RedactionRule, ...] = (
     ),
     RedactionRule(
         "AWS_SECRET_KEY",
-        re.compile(r"(?i)(?<=aws_secret_access_key)(\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}"),
+        re.compile(r"(?i)(?<=aws_secret_access_key)([\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}"),
         lambda text: "ecret" in text or "ECRET" in text,
     ),
     RedactionRule(
@@ -145,7 +155,8 @@ RULES: tuple[RedactionRule, ...] = (
     ),
     RedactionRule(
         "EMAIL",
-        re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"),
+        re.compile(r"(?<![\w.%+\-])[\w.%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}"
+                   r"\.[A-Za-z]{2,24}"),
         lambda text: "@" in text,
     ),
     RedactionRule(
@@ -171,13 +182,35 @@ RULES: tuple[RedactionRule, ...] = (
 )
 
 
+_GROUP_END = re.compile(r"[A-Za-z0-9](?=[ \-])")
+
+
+def _valid_prefix(candidate: str, validate: Callable[[str], bool]) -> int:
+    """Length of the longest prefix of `candidate` (the whole, or up to a group separator) that validates."""
+    if validate(candidate):
+        return len(candidate)
+    for end in sorted((m.end() for m in _GROUP_END.finditer(candidate)), reverse=True):
+        if validate(candidate[:end]):
+            return end
+    if candidate.isdigit():  # an unseparated run: try shorter digit runs
+        for end in range(len(candidate) - 1, 12, -1):
+            if validate(candidate[:end]):
+                return end
+    return 0
+
+
 def _apply(rule: RedactionRule, text: str) -> tuple[str, int]:
     count = 0
 
     def substitute(match: re.Match[str]) -> str:
         nonlocal count
-        if rule.validate is not None and not rule.validate(match):
-            return match.group(0)
+        candidate = match.group(0)
+        if rule.validate is not None:
+            end = _valid_prefix(candidate, rule.validate)
+            if not end:
+                return candidate
+            count += 1
+            return rule.replacement + candidate[end:]
         count += 1
         if rule.label == "AWS_SECRET_KEY":
             return match.group(1) + rule.replacement
@@ -189,6 +222,9 @@ def _apply(rule: RedactionRule, text: str) -> tuple[str, int]:
 def redact(text: str, rules: tuple[RedactionRule, ...] = RULES) -> tuple[str, int]:
     """Replace secrets and PII in `text` with `[REDACTED:<LABEL>]` markers.
 
+    JSON content (a message list, an OpenInference `input.value`) is redacted string by string
+    after decoding, so escapes such as `\\n` cannot hide a secret and the result stays valid JSON.
+
     Args:
         text: Any string, typically a JSON-encoded message list.
         rules: The rules to apply, in order; defaults to `RULES`.
@@ -196,6 +232,40 @@ def redact(text: str, rules: tuple[RedactionRule, ...] = RULES) -> tuple[str, in
     Returns:
         The redacted text and the number of replacements made.
     """
+    if text[:1] in ("[", "{", '"'):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            pass
+        else:
+            cleaned, total = _redact_json(document, rules)
+            return (json.dumps(cleaned, ensure_ascii=False), total) if total else (text, 0)
+    return _redact_text(text, rules)
+
+
+def _redact_json(value: Any, rules: tuple[RedactionRule, ...]) -> tuple[Any, int]:
+    if isinstance(value, str):
+        return _redact_text(value, rules)
+    if isinstance(value, list):
+        items = [_redact_json(v, rules) for v in value]
+        return [v for v, _ in items], sum(n for _, n in items)
+    if isinstance(value, dict):
+        items = {k: (SECRET_REPLACEMENT, 1) if _is_secret_field(k, v) else _redact_json(v, rules)
+                 for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, sum(n for _, n in items.values())
+    return value, 0
+
+
+SECRET_REPLACEMENT = "[REDACTED:SECRET]"
+_SECRET_FIELD = re.compile(r"(?i)(secret|passw(or)?d|api[_-]?key|access[_-]?token|auth[_-]?token|private[_-]?key)")
+
+
+def _is_secret_field(key: str, value: Any) -> bool:
+    """A JSON field named like a credential holds one, whatever its value looks like."""
+    return isinstance(value, str) and bool(value) and value != SECRET_REPLACEMENT and bool(_SECRET_FIELD.search(key))
+
+
+def _redact_text(text: str, rules: tuple[RedactionRule, ...]) -> tuple[str, int]:
     total = 0
     gates: dict[Callable[[str], bool], bool] = {}
     for rule in rules:

@@ -11,8 +11,10 @@
 `PromotingSpanProcessor` wraps the exporting processor and closes the gap head sampling leaves:
 when a sampled span (an LLM span, since nothing else is sampled under an unsampled parent)
 starts below a recorded-but-unsampled local parent, it marks that parent chain, and exports each
-marked ancestor when it ends. Ancestors end after their children, so the chain is complete and
-the kept LLM span is never orphaned. An unsampled span that ends with status ERROR is exported
+marked ancestor when it ends. Ancestors usually end after their children, so the chain is
+complete and the kept LLM span is not orphaned; an ancestor that already ended (fire-and-forget
+work started by a finished request) is gone and cannot be exported: tail sampling in the
+collector covers that case. An unsampled span that ends with status ERROR is exported
 the same way, with its ancestors; that is as far as head sampling can know errors. See the
 package README for what this cannot do (remote parents, finished siblings, whole error traces).
 """
@@ -140,9 +142,10 @@ class PromotingSpanProcessor(SpanProcessor):
         self._parents[context.span_id] = parent.span_id if local_unsampled_parent else 0
 
     def _promote_chain(self, span_id: int) -> None:
-        while span_id and span_id not in self._promoted:
+        # Only spans still open can be exported sampled; an ancestor that already ended is gone.
+        while span_id in self._parents and span_id not in self._promoted:
             self._promoted.add(span_id)
-            span_id = self._parents.get(span_id, 0)
+            span_id = self._parents[span_id]
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
