@@ -191,3 +191,21 @@ def test_window_rate_must_reference_a_per_call_rule(tmp_path):
             """))
     where = tmp_path / "rules.yaml"
     assert err.value.problems == [f"{where}:3: rule 'w': of 'b' must name a per-call rule (one of [])"]
+
+
+@pytest.mark.parametrize("expr, problem", [
+    ("9**3999999 > 1", "exponent above"),
+    ("[x for x in output_text] == []", "ListComp"),
+    ("attributes.clear() or True", "clear"),
+])
+def test_expressions_cannot_burn_cpu_or_change_the_call(expr, problem):
+    from llmrel.analyzers.checks import expression_problem
+
+    assert problem in (expression_problem(expr) or "")
+
+
+@pytest.mark.parametrize("expr", ["attributes['tier'] != 'free'", "output_text[0] == '{'", "1 / tool_calls > 0"])
+def test_expressions_that_need_a_real_call_are_accepted_at_load(expr):
+    from llmrel.analyzers.checks import expression_problem
+
+    assert expression_problem(expr) is None

@@ -130,3 +130,23 @@ def test_process_is_pure(settings):
     analyzer = Analyzer(Engine(dataclasses.replace(ruleset)), client=None)
     assert [f.rule_id for f in analyzer.process([make_call(1, status_code="Error")])] == ["call-error"]
     analyzer.close()  # no client: nothing to write, no error
+
+
+def test_findings_whose_write_failed_are_written_with_the_next_batch(store, settings):
+    from llmrel.store import migrate
+
+    analyzer = Analyzer.from_settings(settings, store)
+    store.command("DROP TABLE llm_findings")  # the store loses the table: the write fails
+    assert analyzer.on_commit([make_call(1, status_code="Error")]) == []
+    migrate(store, settings)  # back
+    analyzer.on_commit([make_call(2)])
+    assert _count(store, "RuleId = 'call-error'") == 1
+
+
+def test_a_call_from_a_clock_years_ahead_does_not_stop_time_windows(settings):
+    engine = Engine(load_ruleset(None))
+    now = T0 + 10_000_000_000
+    engine.process([make_call(1, timestamp_ns=T0 + 10 * 365 * 86_400 * 10**9)], now_ns=now)
+    assert engine.newest_ns < now + 10 * 60 * 10**9
+    engine.process([make_call(2)], now_ns=now)
+    assert engine.newest_ns == T0 + 2_000_000_000

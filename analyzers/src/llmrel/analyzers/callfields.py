@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 from llmrel.model import LlmCall
@@ -67,7 +68,7 @@ def expression_names(call: LlmCall) -> dict[str, Any]:
     names["is_error"] = call.status_code == STATUS_ERROR
     names["temperature"] = call.temperature
     names["max_tokens"] = call.max_tokens
-    names["attributes"] = call.attributes
+    names["attributes"] = MappingProxyType(call.attributes)  # read-only: a rule must not change the call
     return names
 
 

@@ -10,6 +10,7 @@ provider reported zero output tokens without tool calls.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable
@@ -218,9 +219,27 @@ def _model_allowed(params: dict[str, Any]) -> Check:
     return check
 
 
+_MAX_EXPONENT = 64
+
+
+def _bounded_power(base: Any, exponent: Any) -> Any:
+    """`**` with a small exponent cap: rule expressions compare fields, they do not need 9**3999999."""
+    if isinstance(exponent, int | float) and abs(exponent) > _MAX_EXPONENT:
+        raise ValueError(f"exponent above {_MAX_EXPONENT}")
+    return base**exponent
+
+
 def _evaluator() -> EvalWithCompoundTypes:
-    return EvalWithCompoundTypes(functions={"len": len, "abs": abs, "min": min, "max": max, "lower": str.lower,
-                                            "contains": lambda text, part: part in text})
+    evaluator = EvalWithCompoundTypes(functions={"len": len, "abs": abs, "min": min, "max": max,
+                                                 "lower": str.lower, "contains": lambda text, part: part in text})
+    evaluator.operators = {**evaluator.operators, ast.Pow: _bounded_power}
+    # No comprehensions: a rule over one call has nothing to iterate that needs them, and
+    # nested ones are how an expression multiplies its cost.
+    evaluator.nodes.pop(ast.ListComp, None)
+    evaluator.nodes.pop(ast.GeneratorExp, None)
+    evaluator.nodes.pop(ast.SetComp, None)
+    evaluator.nodes.pop(ast.DictComp, None)
+    return evaluator
 
 
 def expression_problem(expr: str) -> str | None:
@@ -229,8 +248,8 @@ def expression_problem(expr: str) -> str | None:
     evaluator.names = expression_names(empty_call())
     try:
         evaluator.eval(expr)
-    except TypeError:
-        return None  # comparisons with unknown (None) values are fine at run time, the call is skipped
+    except (TypeError, KeyError, IndexError, ZeroDivisionError):
+        return None  # unknown (None) values, missing attributes, empty text: fine at run time, the call is skipped
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -27,6 +27,7 @@ STATE_VERSION = 1
 _PLAN_CACHE_MAX = 50_000
 _EVICT_EVERY_NS = 30 * 1_000_000_000  # event time between sweeps of expired traces and windows
 _STREAM_IDLE_NS = 3 * 86_400 * 1_000_000_000  # a stream silent this long is forgotten (warm-up again)
+_MAX_CLOCK_SKEW_NS = 5 * 60 * 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,12 @@ class Engine:
         drift = self.ruleset.drift
         ordered = sorted(calls, key=_event_time)
         window_inputs, plans, streams = self._window_inputs, self._plans, self.streams
+        # A clock far ahead on one sender must not push event time past now: windows and budgets
+        # would then treat every later call as late, and idle streams would be evicted.
+        newest_allowed = detected + _MAX_CLOCK_SKEW_NS
         for call in ordered:
             self.calls_seen += 1
-            if call.timestamp_ns > self.newest_ns:
+            if self.newest_ns < call.timestamp_ns <= newest_allowed:
                 self.newest_ns = call.timestamp_ns
             values = scope_values(call)
             plan = plans.get(values) or self._plan(values)

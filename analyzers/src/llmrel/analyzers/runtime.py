@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 SERVE_ANALYZER_ID = "serve"
 _DEFAULT_CHECKPOINT_INTERVAL_S = 60.0
+_MAX_UNWRITTEN = 10_000
 
 
 class Analyzer:
@@ -46,6 +47,7 @@ class Analyzer:
         self._lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self._failing = False
+        self._unwritten: list[Finding] = []  # findings whose write failed: retried with the next batch
 
     @classmethod
     def from_settings(cls, settings: Settings, client: Client, analyzer_id: str = SERVE_ANALYZER_ID,
@@ -83,10 +85,18 @@ class Analyzer:
         try:
             findings = self.process(calls)
             if self.client is not None:
-                write_findings(self.client, findings)
+                # Rule state already counts these as fired, so a failed write is retried, never dropped
+                # (stable finding ids make a repeated write harmless).
+                pending = self._unwritten + findings
+                self._unwritten = pending
+                write_findings(self.client, pending)
+                self._unwritten = []
                 if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval_s:
                     self.checkpoint()
         except Exception:
+            if len(self._unwritten) > _MAX_UNWRITTEN:
+                log.error("analyzer_findings_dropped", count=len(self._unwritten) - _MAX_UNWRITTEN)
+                self._unwritten = self._unwritten[-_MAX_UNWRITTEN:]
             self.failures += 1
             if not self._failing:
                 log.exception("analyzer_batch_failed", analyzer_id=self.analyzer_id, calls=len(calls))
@@ -108,8 +118,11 @@ class Analyzer:
             self._last_checkpoint = time.monotonic()
 
     def close(self) -> None:
-        """Final checkpoint. Never raises."""
+        """Write findings still pending, then a final checkpoint. Never raises."""
         try:
+            if self._unwritten and self.client is not None:
+                write_findings(self.client, self._unwritten)
+                self._unwritten = []
             self.checkpoint()
         except Exception:
             log.exception("analyzer_checkpoint_failed", analyzer_id=self.analyzer_id)

@@ -18,6 +18,7 @@ Window, budget and trace rules see only the calls of the shard's streams.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -136,12 +137,19 @@ class Tailer:
             rows += self._read_late(self.analyzer.watermark)
             self._last_rescan = time.monotonic()
         calls = self._new_calls(rows)
-        findings = self.analyzer.process(calls)
-        write_findings(self.client, findings)
-        if calls:
-            self.client.insert("llm_calls", calls, column_names=list(LLM_CALL_COLUMNS))
-        if rows:
-            self.analyzer.checkpoint(mark)
+        # state() holds live objects: snapshot it serialized (as the checkpoint is) before it changes
+        before = pickle.dumps(self.analyzer.engine.state()) if calls else None
+        try:
+            findings = self.analyzer.process(calls)
+            write_findings(self.client, findings)
+            if calls:
+                self.client.insert("llm_calls", calls, column_names=list(LLM_CALL_COLUMNS))
+            if rows:
+                self.analyzer.checkpoint(mark)
+        except Exception:
+            if before is not None:  # the retry reads these calls again: they must not count twice
+                self.analyzer.engine.restore(pickle.loads(before))
+            raise
         return PollResult(len(rows), len(calls), len(findings), mark)
 
     def run(self, stop: threading.Event, *, once: bool = False, interval_s: float = 1.0) -> None:
@@ -164,7 +172,8 @@ class Tailer:
     def _read_next(self, mark: Watermark, until_ns: int) -> list[Sequence[Any]]:
         return list(self.client.query(
             f"SELECT {_SELECT_SPANS} FROM otel_traces "
-            "WHERE (Timestamp, TraceId, SpanId) > (fromUnixTimestamp64Nano({ts:Int64}), {trace:String}, {span:String}) "
+            "WHERE Timestamp >= fromUnixTimestamp64Nano({ts:Int64}) "  # lets ClickHouse skip older partitions
+            "AND (Timestamp, TraceId, SpanId) > (fromUnixTimestamp64Nano({ts:Int64}), {trace:String}, {span:String}) "
             "AND Timestamp <= fromUnixTimestamp64Nano({until:Int64}) "
             "ORDER BY Timestamp, TraceId, SpanId LIMIT {limit:UInt32}",
             parameters={"ts": mark.ts_ns, "trace": mark.trace_id, "span": mark.span_id, "until": until_ns,
