@@ -61,3 +61,19 @@ def test_analyze_once_then_findings(store, settings, monkeypatch):
     assert len(rows) == 6 and {r["rule_id"] for r in rows} == {"call-error"}
     result = runner.invoke(app, ["findings", "--since", "2020-01-01", "--clickhouse-url", settings.clickhouse_url])
     assert result.exit_code == 0 and "6 finding(s)" in result.output
+
+
+def test_rules_test_accepts_a_file_that_builds_on_default_rules(store, settings, tmp_path):
+    calls = [make_call(i, finish_reason="length" if i % 2 else "stop") for i in range(60)]
+    store.insert("llm_calls", calls, column_names=list(LLM_CALL_COLUMNS))
+    rules = tmp_path / "r.yaml"
+    rules.write_text(textwrap.dedent("""\
+        disable: [refusal]
+        rules:
+          - {id: truncation-rate, kind: window_rate, of: output-truncated, window: 10m, threshold: 0.2,
+             min_calls: 20, by: [service], severity: error}
+        """))
+    result = runner.invoke(app, ["rules", "test", str(rules), "--since", "2020-01-01", "--json",
+                                 "--clickhouse-url", settings.clickhouse_url])
+    assert result.exit_code == 0, result.output
+    assert [r["rule_id"] for r in json.loads(result.output)["rules"]] == ["truncation-rate"]

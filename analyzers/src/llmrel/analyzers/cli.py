@@ -146,18 +146,23 @@ def rules_test(
     clickhouse_url: StoreOpt = None,
 ) -> None:
     """Replay stored calls through a rule file (nothing is written) and show what would fire."""
+    import polars as pl
+
     from llmrel.analyzers.replay import load_calls, replay, summarize
-    from llmrel.analyzers.ruleset import RuleFileError, load_ruleset
+    from llmrel.analyzers.ruleset import RuleFileError, load_ruleset, parse_rule_file
     from llmrel.store import connect
 
-    try:
-        ruleset = load_ruleset(file, include_default=with_default)
+    try:  # always with the default pack: the file may disable or build on default rules
+        ruleset = load_ruleset(file, include_default=True)
     except RuleFileError as exc:
         _print_problems(exc.problems)
         raise typer.Exit(1) from None
     settings = _settings(clickhouse_url=clickhouse_url)
     calls = load_calls(connect(settings), _since_ns(since))
     summary = summarize(replay(ruleset, calls, drift=drift), calls.height)
+    if not with_default:  # show only what the file's own rules (and drift, if asked) would fire
+        own = {rule.id for rule in parse_rule_file(file.read_text(), str(file))[0].rules}
+        summary = summary.filter(pl.col("rule_id").is_in(own) | (pl.col("kind") == "drift"))
     if as_json:
         console.print_json(json.dumps({"calls": calls.height, "rules": summary.to_dicts()}))
         return
