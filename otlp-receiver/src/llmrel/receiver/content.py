@@ -1,36 +1,23 @@
 """Server-side content policy (`LLMREL_CONTENT_POLICY`): `full` stores prompts and completions
-as received, `redacted` strips secrets and PII with the same rules the app-side package uses,
+as received, `redacted` strips secrets and PII with the same rules and content keys the app-side
+package uses,
 `off` stores no content at all (neither in `llm_calls` nor in `otel_traces` span attributes).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from llmrel.model import SpanRecord
+from llmrel_instrumentation.redaction import is_content_key, redact
 
 SpanTransform = Callable[[SpanRecord], SpanRecord]
-
-CONTENT_KEY = re.compile(
-    r"^(gen_ai\.(input\.messages|output\.messages|system_instructions|tool\.definitions|prompt|completion)"
-    r"|gen_ai\.(prompt|completion)\.\d+\.(content|arguments|tool_calls\.\d+\.arguments)"
-    r"|llm\.(input_messages|output_messages|prompts|choices)\..*(content|text|arguments)"
-    r"|input\.value|output\.value|traceloop\.entity\.(input|output))$"
-)
-
-
-def _redact_text(text: str) -> tuple[str, int]:
-    from llmrel_instrumentation.redaction import redact
-
-    return redact(text)
-
 
 _EVENT_CONTENT_KEYS = frozenset({"content", "message", "tool_calls"})  # legacy per-message GenAI events
 
 
 def _is_content(key: str, in_event: bool) -> bool:
-    return bool(CONTENT_KEY.match(key)) or (in_event and key in _EVENT_CONTENT_KEYS)
+    return is_content_key(key) or (in_event and key in _EVENT_CONTENT_KEYS)
 
 
 def _drop(attrs: dict[str, str], in_event: bool) -> tuple[dict[str, str], int]:
@@ -44,7 +31,7 @@ def _redact(attrs: dict[str, str], in_event: bool) -> tuple[dict[str, str], int]
         return attrs, 0
     cleaned, total = dict(attrs), 0
     for key in keys:
-        cleaned[key], count = _redact_text(attrs[key])
+        cleaned[key], count = redact(attrs[key])
         total += count
     return cleaned, total
 

@@ -40,10 +40,13 @@ class DecodeResult:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def error_message(self) -> str:
-        shown = "; ".join(self.errors[:_MAX_ERRORS_REPORTED])
-        more = len(self.errors) - _MAX_ERRORS_REPORTED
-        return f"{shown}; and {more} more" if more > 0 else shown
+
+
+def summarize_errors(errors: list[str]) -> str:
+    """The partial-success message: the first few reasons and how many more."""
+    shown = "; ".join(errors[:_MAX_ERRORS_REPORTED])
+    more = len(errors) - _MAX_ERRORS_REPORTED
+    return f"{shown}; and {more} more" if more > 0 else shown
 
 
 def parse_protobuf_request(body: bytes) -> ExportTraceServiceRequest:

@@ -86,11 +86,6 @@ def any_value_to_string(value: AnyValue) -> str:
         return format_double(value.double_value)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
-    if kind == "array_value":
-        values = value.array_value.values
-        if all(v.WhichOneof("value") == "string_value" for v in values):
-            return _json_string_list([v.string_value for v in values])
-        return _json(value)
-    if kind == "kvlist_value":
+    if kind in ("array_value", "kvlist_value"):
         return _json(value)
     return ""

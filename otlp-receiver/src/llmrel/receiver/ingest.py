@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from llmrel.receiver.decode import InvalidRequest
+from llmrel.receiver.decode import InvalidRequest, summarize_errors
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import Prepared
 from llmrel.receiver.writer import BatchWriter, WriterClosed
 
 Prepare = Callable[[bytes, bool], Prepared]
-_MAX_ERRORS_REPORTED = 5
 log = structlog.get_logger(__name__)
 
 
@@ -120,12 +119,8 @@ class Ingestor:
                 self.release(reserved)
             else:
                 future.add_done_callback(lambda _: self.release(reserved))
-        message = ""
-        if rows.rejected:
-            shown = "; ".join(rows.errors[:_MAX_ERRORS_REPORTED])
-            more = len(rows.errors) - _MAX_ERRORS_REPORTED
-            message = f"{shown}; and {more} more" if more > 0 else shown
-        return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected, message=message)
+        return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected,
+                            message=summarize_errors(rows.errors) if rows.rejected else "")
 
     def _await_commit(self, future: Future[None]) -> IngestResult | None:
         """None once committed; otherwise the retryable outcome. A commit that has not started by
