@@ -84,7 +84,10 @@ def test_materialized_view_reads_and_writes_local_tables(cluster_ddl):
 def test_rendered_cluster_ddl_parses_in_clickhouse(settings, store):
     for statement in _statements(settings, "prod"):
         formatted = store.query("SELECT formatQuery({q:String})", parameters={"q": statement}).result_rows[0][0]
-        assert formatted.startswith(("CREATE TABLE", "CREATE MATERIALIZED VIEW", "CREATE VIEW")), formatted
+        assert formatted.startswith(("CREATE TABLE", "CREATE MATERIALIZED VIEW", "CREATE VIEW", "ALTER TABLE")), \
+            formatted
+        if formatted.startswith("ALTER TABLE"):  # settings and TTLs go to the storage tables only
+            assert formatted.split()[2].endswith("_local"), formatted
 
 
 def test_later_migrations_see_tables_of_earlier_ones():

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     traces_ttl_days: int = Field(default=30, ge=0, description="otel_traces retention; 0 keeps forever")
     calls_ttl_days: int = Field(default=180, ge=0, description="llm_calls retention; 0 keeps forever")
     findings_ttl_days: int = Field(default=365, ge=0, description="llm_findings retention; 0 keeps forever")
+    min_free_disk_mib: int = Field(default=256, ge=0,
+                                   description="Free-space reserve of the store's volume: below it inserts are "
+                                               "refused (retryable) and the embedded store pauses merges; 0 = off")
 
     # Receiver
     grpc_endpoint: str = "127.0.0.1:4317"
@@ -98,6 +101,11 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.clickhouse_url.startswith("chdb:")
+
+    @property
+    def embedded_path(self) -> Path | None:
+        """The embedded store's directory (None for a ClickHouse server)."""
+        return Path(urlparse(self.clickhouse_url).path) if self.is_embedded else None
 
     @classmethod
     def settings_customise_sources(

@@ -56,7 +56,7 @@ def connect(settings: Settings, **kwargs: object) -> Client:
     if not _IDENT.match(db):
         raise ValueError(f"invalid database name {db!r}")
     if settings.is_embedded:
-        path = urlparse(url).path
+        path = str(settings.embedded_path)
         Path(path).mkdir(parents=True, exist_ok=True)
         try:
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}", **kwargs)
@@ -113,6 +113,7 @@ def template_vars(settings: Settings, db: str) -> dict[str, str]:
         "ttl_trace_id_ts": _ttl("Start", settings.traces_ttl_days),
         "ttl_calls": _ttl("Timestamp", settings.calls_ttl_days),
         "ttl_findings": _ttl("DetectedAt", settings.findings_ttl_days),
+        "min_free_disk_bytes": str(settings.min_free_disk_mib * 1024 * 1024),
     }
 
 
@@ -161,3 +162,13 @@ def schema_version(client: Client) -> int:
     """Highest applied schema version, 0 on an empty database."""
     rows = client.query("SELECT max(version) FROM llmrel_schema_migrations").result_rows
     return int(rows[0][0] or 0)
+
+
+def detached_parts(client: Client) -> list[tuple[str, str, int]]:
+    """Parts the engine set aside in this database (broken on start, unexpected, ...): (table, reason, count).
+
+    A detached part is data the tables no longer show; it needs an operator's attention.
+    """
+    rows = client.query("SELECT table, reason, count() FROM system.detached_parts "
+                        "WHERE database = currentDatabase() GROUP BY table, reason ORDER BY table, reason").result_rows
+    return [(str(t), str(r or "detached"), int(n)) for t, r, n in rows]

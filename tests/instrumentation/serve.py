@@ -18,7 +18,7 @@ from typing import Any
 from .helpers import clean_env
 
 LLMREL = Path(sys.executable).with_name("llmrel")
-_LISTENING = re.compile(r"OTLP/gRPC :(\d+)")
+_LISTENING = re.compile(r"OTLP/gRPC :(\d+), OTLP/HTTP \+ API :(\d+)")
 _QUERY = """
 import json, sys
 from llmrel.config import load_settings
@@ -33,17 +33,18 @@ class Serve:
     url: str
     process: subprocess.Popen[str]
     grpc_port: int = 0
+    http_port: int = 0
     log: list[str] = field(default_factory=list)
 
 
 @contextmanager
-def llmrel_serve(store_dir: Path, timeout_s: float = 60) -> Iterator[Serve]:
-    """Start `llmrel serve` on free loopback ports; stop it with SIGTERM on exit."""
+def llmrel_serve(store_dir: Path, timeout_s: float = 60, env: dict[str, str] | None = None) -> Iterator[Serve]:
+    """Start `llmrel serve` on free loopback ports (plus `env` settings); stop it with SIGTERM on exit."""
     url = f"chdb://{store_dir}?database=e2e"
     process = subprocess.Popen(
         [str(LLMREL), "serve", "--clickhouse-url", url, "--grpc-endpoint", "127.0.0.1:0",
          "--http-endpoint", "127.0.0.1:0", "--log-format", "console"],
-        env=clean_env({}), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        env=clean_env(env or {}), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     serve = Serve(url, process)
     ready = threading.Event()
 
@@ -52,7 +53,7 @@ def llmrel_serve(store_dir: Path, timeout_s: float = 60) -> Iterator[Serve]:
             serve.log.append(line)
             match = _LISTENING.search(line)
             if match:
-                serve.grpc_port = int(match.group(1))
+                serve.grpc_port, serve.http_port = int(match.group(1)), int(match.group(2))
                 ready.set()
 
     threading.Thread(target=drain, daemon=True).start()

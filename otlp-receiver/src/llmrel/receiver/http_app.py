@@ -158,8 +158,9 @@ def bearer_auth(token: str | None) -> Callable[[Request], bool]:
     return check
 
 
-def build_http_app(routers: list[APIRouter], metrics: ReceiverMetrics, ready: Callable[[], bool]) -> FastAPI:
-    """The FastAPI app served on the HTTP endpoint."""
+def build_http_app(routers: list[APIRouter], metrics: ReceiverMetrics,
+                   not_ready: Callable[[], str | None]) -> FastAPI:
+    """The FastAPI app served on the HTTP endpoint; `not_ready()` says why writes cannot be taken now."""
     app = FastAPI(title="llmrel", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     for router in routers:
         app.include_router(router)
@@ -170,9 +171,9 @@ def build_http_app(routers: list[APIRouter], metrics: ReceiverMetrics, ready: Ca
 
     @app.get("/readyz")
     def readyz(response: Response) -> dict[str, str]:
-        if not ready():
+        if (problem := not_ready()) is not None:
             response.status_code = 503
-            return {"status": "not ready"}
+            return {"status": "not ready", "reason": problem}
         return {"status": "ready"}
 
     @app.get("/metrics")

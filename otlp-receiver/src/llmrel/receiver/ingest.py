@@ -19,6 +19,7 @@ import structlog
 from llmrel.receiver.decode import InvalidRequest, summarize_errors
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import Prepared
+from llmrel.receiver.storehealth import StoreUnavailable
 from llmrel.receiver.writer import BatchWriter, WriterClosed
 
 Prepare = Callable[[bytes, bool], Prepared]
@@ -133,6 +134,8 @@ class Ingestor:
                 return IngestResult(Outcome.RETRY, message="storage did not commit in time; nothing was stored")
         except WriterClosed:
             return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
+        except StoreUnavailable as exc:
+            return IngestResult(Outcome.RETRY, message=f"storage unavailable: {exc}; nothing was stored")
         except Exception as exc:
             return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")
         try:  # the insert is under way: its outcome decides the answer

@@ -30,5 +30,16 @@ class ReceiverMetrics:
         self.inflight_bytes = Gauge("llmrel_inflight_bytes", "Request bytes accepted and not yet acknowledged",
                                     registry=r)
         self.queue_depth = Gauge("llmrel_queue_depth", "Exports waiting for the next group commit", registry=r)
+        self.store_free_bytes = Gauge("llmrel_store_free_bytes", "Free space on the embedded store's volume",
+                                      registry=r)
+        self.store_disk_low = Gauge("llmrel_store_disk_low",
+                                    "1 while free space is below the reserve (writes refused, merges paused)",
+                                    registry=r)
+        self.store_tables_reloaded = Counter("llmrel_store_tables_reloaded",
+                                             "Tables reloaded after a disk incident left a broken part",
+                                             registry=r)
+        self.store_detached_parts = Gauge("llmrel_store_detached_parts",
+                                          "Parts the engine set aside at start (broken, unexpected): data not "
+                                          "visible in the tables", ["table", "reason"], registry=r)
         self.analyzer_queue_depth = Gauge("llmrel_analyzer_queue_depth", "Committed batches waiting for analysis",
                                           registry=r)

@@ -26,8 +26,9 @@ from llmrel.receiver.http_app import bearer_auth, build_http_app, build_otlp_rou
 from llmrel.receiver.ingest import Ingestor
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import PrepareConfig, PreparePool, Preparer
+from llmrel.receiver.storehealth import DiskGuard, StoreHealth
 from llmrel.receiver.writer import BatchWriter
-from llmrel.store import connect, migrate
+from llmrel.store import connect, detached_parts, migrate
 
 log = structlog.get_logger(__name__)
 _MIB = 1024 * 1024
@@ -80,6 +81,14 @@ def _column_types(client: Client, table: str, columns: tuple[str, ...]) -> tuple
     return tuple(types[c] for c in columns)
 
 
+def _report_detached_parts(client: Client, metrics: ReceiverMetrics) -> None:
+    """Parts the engine set aside on opening the store are data no table shows: say so loudly."""
+    for table, reason, count in detached_parts(client):
+        metrics.store_detached_parts.labels(table, reason).set(count)
+        log.error("store_detached_parts", table=table, reason=reason, parts=count,
+                  hint="rows in these parts are not visible; see system.detached_parts and the deployment guide")
+
+
 def _load_analyzer(settings: Settings, client: Client) -> Any | None:
     if not settings.analyzers_enabled:
         return None
@@ -115,7 +124,7 @@ class Receiver:
             grpc_server.stop(0)
         if (http := getattr(self, "_uvicorn", None)) is not None:
             http.should_exit = True
-        for part in ("_pool", "_writer", "_analyzers"):
+        for part in ("_pool", "_writer", "_analyzers", "_health"):
             if (component := getattr(self, part, None)) is not None:
                 component.close()
         for name in ("_write_client", "_read_client", "_analyzer_client"):
@@ -126,6 +135,11 @@ class Receiver:
         s = self.settings
         self._write_client = self._client_factory()
         migrate(self._write_client, s)
+        _report_detached_parts(self._write_client, self.metrics)
+        guard = None
+        if s.embedded_path is not None:
+            guard = DiskGuard(s.embedded_path, s.min_free_disk_mib * _MIB, self._client_factory(), self.metrics)
+        self._health = StoreHealth(guard)
         self._read_client = self._client_factory()
         self._analyzer_client = self._client_factory()
         analyzer = _load_analyzer(s, self._analyzer_client)
@@ -133,7 +147,7 @@ class Receiver:
                            if analyzer is not None else None)
         self._writer = BatchWriter(
             self._write_client, self.metrics, max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
-            on_commit=self._analyzers.submit if self._analyzers else None)
+            on_commit=self._analyzers.submit if self._analyzers else None, health=self._health)
         config = PrepareConfig(s.content_policy, s.prices_file,
                                _column_types(self._write_client, "otel_traces", SPAN_COLUMNS),
                                _column_types(self._write_client, "llm_calls", LLM_CALL_COLUMNS))
@@ -155,7 +169,7 @@ class Receiver:
             [build_otlp_router(self._ingestor, self.metrics, auth=auth, max_body_bytes=s.max_recv_mib * _MIB,
                                retry_after_s=s.retry_after_s),
              build_api_router(self._read_client, auth)],
-            self.metrics, ready=lambda: self._ready)
+            self.metrics, not_ready=self._not_ready)
         host, _, port = s.http_endpoint.rpartition(":")
         self._uvicorn = uvicorn.Server(uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning",
                                                       access_log=False, timeout_graceful_shutdown=10, lifespan="off"))
@@ -167,6 +181,11 @@ class Receiver:
         log.info("receiver_started", grpc_port=self.grpc_port, http_port=self.http_port,
                  store="embedded" if s.is_embedded else "server")
         return self
+
+    def _not_ready(self) -> str | None:
+        if not self._ready:
+            return "starting or shutting down"
+        return self._health.problem()
 
     def _wait_for_http(self, timeout_s: float = 30.0) -> int:
         deadline = time.monotonic() + timeout_s
@@ -189,6 +208,7 @@ class Receiver:
         self._writer.close()
         if self._analyzers is not None:
             self._analyzers.close()
+        self._health.close()
         for client in (self._write_client, self._read_client, self._analyzer_client):
             client.close()
         log.info("receiver_stopped")

@@ -22,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import Prepared
+from llmrel.receiver.storehealth import StoreHealth
 
 log = structlog.get_logger(__name__)
 
@@ -47,12 +48,15 @@ class BatchWriter:
         max_wait_s: how long a batch stays open for more exports after the first arrives
             (bounds the insert rate, so ClickHouse is not flooded with tiny parts).
         on_commit: called in the writer thread with each committed batch's calls; must not raise.
+        health: consulted before each commit (a full disk refuses it) and told each outcome.
     """
 
     def __init__(self, client: Client, metrics: ReceiverMetrics, *, max_spans: int = 20_000,
-                 max_wait_s: float = 0.02, on_commit: CommitHook | None = None) -> None:
+                 max_wait_s: float = 0.02, on_commit: CommitHook | None = None,
+                 health: StoreHealth | None = None) -> None:
         self._client = client
         self._metrics = metrics
+        self._health = health or StoreHealth()
         self._max_spans = max_spans
         self._max_wait_s = max_wait_s
         self._on_commit = on_commit
@@ -123,14 +127,17 @@ class BatchWriter:
         calls = [c for p in batch for c in p.rows.calls]
         started = time.perf_counter()
         try:
+            self._health.before_commit()
             self._insert("llm_calls", LLM_CALL_COLUMNS, [p.rows.calls_native for p in batch])
             self._insert("otel_traces", SPAN_COLUMNS, [p.rows.spans_native for p in batch])
         except Exception as exc:
+            self._health.failed(exc)
             self._metrics.insert_failures.inc()
             log.warning("insert_failed", error=str(exc)[:500], spans=span_count, calls=len(calls))
             for pending in batch:
                 pending.future.set_exception(exc)
             return
+        self._health.committed()
         self._metrics.insert_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_spans.observe(span_count)
         self._metrics.spans_stored.inc(span_count)
