@@ -34,7 +34,7 @@ def make_call(**fields: Any) -> LlmCall:
     }
     values.update(fields)
     if not values["model"]:
-        values["model"] = values["response_model"] or values["request_model"]
+        values["model"] = values["request_model"] or values["response_model"]
     return LlmCall(**values)
 
 
@@ -148,7 +148,7 @@ def test_alias_prices_a_deployment_name_as_the_real_model(price_file):
     assert pricer.price(call).cost_usd == genai_prices_cost("gpt-4o", "openai", JUNE_2026_NS, input_tokens=1000,
                                                             output_tokens=100)
     # An unknown response model falls back to the aliased request model.
-    call = call._replace(response_model="prod-4o-v2", model="prod-4o-v2")
+    call = call._replace(response_model="prod-4o-v2")
     assert pricer.price(call).cost_status == "priced"
 
 
@@ -279,3 +279,13 @@ def test_every_model_in_genai_prices_matches_calc_price_on_random_usage():
         assert pricer.price(call).cost_usd == expected, (provider, model)
         checked += 1
     assert checked > 250
+
+
+def test_grouped_by_the_requested_model_priced_by_the_exact_response_model():
+    call = make_call(request_model="gpt-4o", response_model="gpt-4o-2024-05-13", input_tokens=1000,
+                     output_tokens=100)
+    assert call.model == "gpt-4o"
+    priced = Pricer().price(call)
+    exact = genai_prices_cost("gpt-4o-2024-05-13", "openai", JUNE_2026_NS, input_tokens=1000, output_tokens=100)
+    assert priced.cost_usd == exact
+    assert exact != genai_prices_cost("gpt-4o", "openai", JUNE_2026_NS, input_tokens=1000, output_tokens=100)

@@ -66,7 +66,7 @@ class LlmCall(NamedTuple):
     environment: str
     provider: str
     operation: str  # chat | text_completion | embeddings | execute_tool | invoke_agent | ...
-    model: str  # response model when known, else request model
+    model: str  # canonical: the request model when known, else the response model (see `response_model`)
     request_model: str
     response_model: str
     input_tokens: int | None

@@ -145,12 +145,14 @@ class Pricer:
                call.output_tokens, call.reasoning_tokens)
         if all(n is None for n in raw):
             return call._replace(cost_usd=None, cost_status=NO_USAGE)
-        key = (call.provider, call.model, call.request_model)
+        # The response model first: it names the exact (dated) model that served the call, while
+        # `model` is the requested one the call is grouped by.
+        key = (call.provider, call.response_model, call.request_model or call.model)
         rate = self._rates.get(key, _MISSING)
         if rate is _MISSING:
             if len(self._rates) >= MAX_CACHED_MODELS:  # bounded memory under arbitrary model names
                 self._rates.clear()
-            rate = self._rates[key] = self._resolve(call.provider, call.model, call.request_model)
+            rate = self._rates[key] = self._resolve(*key)
         if rate is None:
             return call._replace(cost_usd=None, cost_status=UNPRICED)
         counts = tuple(n or 0 for n in raw)
@@ -163,9 +165,10 @@ class Pricer:
             return _unpriced_with_warning(call, str(exc))
         return call._replace(cost_usd=float(cost), cost_status=PRICED)
 
-    def _resolve(self, provider: str, model: str, request_model: str) -> _Rate | None:
-        """The rate for the first of (model, request model) that an alias, a custom price or genai-prices knows."""
-        for name in dict.fromkeys(n for n in (model, request_model) if n):
+    def _resolve(self, provider: str, response_model: str, request_model: str) -> _Rate | None:
+        """The rate for the first of (response model, request model) that an alias, a custom price or
+        genai-prices knows."""
+        for name in dict.fromkeys(n for n in (response_model, request_model) if n):
             alias = self.price_file.aliases.get(name.lower())
             target_model = alias.model if alias else name
             target_provider = alias.provider if alias and alias.provider else provider

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from llmrel.normalize import NORMALIZER_VERSION, VERSION_ATTRIBUTE, normalize_span
+from llmrel.normalize import NORMALIZER_VERSION, VERSION_ATTRIBUTE, SpanClass, classify_span, normalize_span
 
 INPUT_MESSAGES = json.dumps([
     {"role": "system", "parts": [{"content": "You are terse.", "type": "text"}]},
@@ -55,7 +55,7 @@ def test_chat_span_maps_every_column(span, expected):
     record = span(chat_attributes())
     assert normalize_span(record) == expected(
         record,
-        provider="openai", operation="chat", model="gpt-4o-2024-08-06", request_model="gpt-4o",
+        provider="openai", operation="chat", model="gpt-4o", request_model="gpt-4o",
         response_model="gpt-4o-2024-08-06", input_tokens=1300, output_tokens=60, cached_input_tokens=1024,
         cache_creation_input_tokens=0, reasoning_tokens=12, cost_status="unpriced", finish_reason="stop",
         temperature=0.2, top_p=0.9, max_tokens=50, response_id="chatcmpl-22395",
@@ -100,21 +100,19 @@ def test_embeddings_span(span, expected):
     )
 
 
-def test_execute_tool_span_is_a_row_with_the_tool_name(span, expected):
-    attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather",
-             "gen_ai.tool.call.id": "call_1", "gen_ai.tool.type": "function",
-             "gen_ai.tool.call.arguments": '{"city":"Paris"}', "gen_ai.tool.call.result": '{"temp_c":21}'}
-    record = span(attrs, span_name="execute_tool get_weather", span_kind="Internal")
-    assert normalize_span(record) == expected(
-        record, operation="execute_tool", tool_name="get_weather", convention="genai-semconv",
-        input_text='{"city":"Paris"}', output_text='{"temp_c":21}',
-        attributes={"gen_ai.tool.call.id": "call_1", "gen_ai.tool.type": "function",
-                    VERSION_ATTRIBUTE: NORMALIZER_VERSION},
-    )
+def test_agent_tool_and_workflow_spans_are_steps_not_calls(span):
+    # Semconv allows usage on an agent span; it is its children's, so counting it would count it twice.
+    for operation in ("invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "retrieval"):
+        attrs = {"gen_ai.operation.name": operation, "gen_ai.provider.name": "openai",
+                 "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": "100", "gen_ai.agent.name": "support"}
+        assert normalize_span(span(attrs, status_code="Error")) is None, operation
+        assert classify_span(attrs) == SpanClass("genai-semconv", operation)
+    # Also when only the span name says so.
+    assert normalize_span(span({"gen_ai.provider.name": "openai"}, span_name="invoke_agent support")) is None
 
 
-def test_agent_and_retrieval_operations(span):
-    for operation in ("invoke_agent", "create_agent", "retrieval", "generate_content", "text_completion"):
+def test_model_operations_are_calls(span):
+    for operation in ("chat", "generate_content", "text_completion", "embeddings", "rerank", "image_generation"):
         attrs = {"gen_ai.operation.name": operation, "gen_ai.provider.name": "gcp.vertex_ai"}
         call = normalize_span(span(attrs))
         assert (call.operation, call.provider, call.convention) == (operation, "gcp.vertex_ai", "genai-semconv")

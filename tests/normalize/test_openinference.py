@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import json
 
-from llmrel.normalize import NORMALIZER_VERSION, VERSION_ATTRIBUTE, WARNINGS_ATTRIBUTE, normalize_span
+from llmrel.normalize import (
+    NORMALIZER_VERSION,
+    VERSION_ATTRIBUTE,
+    WARNINGS_ATTRIBUTE,
+    SpanClass,
+    classify_span,
+    is_llm_call,
+    normalize_error_type,
+    normalize_span,
+)
+from tests.normalize.test_golden import normalized_rows
 
 
 def llm_attributes() -> dict[str, str]:
@@ -51,10 +61,11 @@ def llm_attributes() -> dict[str, str]:
 def test_llm_span_maps_every_column(span, expected):
     record = span(llm_attributes(), span_name="ChatCompletion", span_kind="Internal")
     assert normalize_span(record) == expected(
-        record, provider="azure.ai.openai", model="gpt-4o-2024-11-20", request_model="prod-4o",
+        record, provider="azure.ai.openai", model="prod-4o", request_model="prod-4o",
         response_model="gpt-4o-2024-11-20", input_tokens=120, output_tokens=15, cached_input_tokens=64,
         cache_creation_input_tokens=0, reasoning_tokens=0, cost_status="unpriced", finish_reason="tool_calls",
-        temperature=0.7, top_p=1.0, max_tokens=256, tool_calls=1, session_id="sess-42", user_id="user-7",
+        temperature=0.7, top_p=1.0, max_tokens=256, tool_calls=1, response_id="chatcmpl-1", session_id="sess-42",
+        user_id="user-7",
         input_text="system: You help with orders.\nuser: Where is my order?", output_text="Checking.",
         convention="openinference",
         attributes={
@@ -100,18 +111,21 @@ def test_embedding_span(span):
         "embeddings", "text-embedding-3-small", 2, None)
 
 
-def test_tool_and_agent_spans_are_rows_and_chains_are_not(span):
+def test_tool_agent_chain_and_retriever_spans_are_steps_not_calls(span):
     tool = {"openinference.span.kind": "TOOL", "tool.name": "lookup_order", "input.value": '{"id":"A-1"}',
             "output.value": "shipped", "tool.description": "Find an order"}
-    call = normalize_span(span(tool))
-    assert (call.operation, call.tool_name, call.input_text, call.output_text) == (
-        "execute_tool", "lookup_order", '{"id":"A-1"}', "shipped")
-    assert call.attributes == {"tool.description": "Find an order", VERSION_ATTRIBUTE: NORMALIZER_VERSION}
-
-    agent = normalize_span(span({"openinference.span.kind": "AGENT", "agent.name": "support"}))
-    assert agent.operation == "invoke_agent"
-    for kind in ("CHAIN", "GUARDRAIL", "EVALUATOR", "PROMPT", "UNKNOWN", "not-a-kind"):
-        assert normalize_span(span({"openinference.span.kind": kind, "llm.model_name": "x"})) is None
+    assert normalize_span(span(tool)) is None
+    assert classify_span(tool) == SpanClass("openinference", "execute_tool")
+    for kind, operation in (("AGENT", "invoke_agent"), ("CHAIN", "invoke_workflow"), ("RETRIEVER", "retrieval"),
+                            ("GUARDRAIL", "guardrail"), ("EVALUATOR", "evaluation"), ("PROMPT", "prompt")):
+        attrs = {"openinference.span.kind": kind, "llm.model_name": "x", "llm.token_count.prompt": "10"}
+        assert normalize_span(span(attrs)) is None, kind
+        assert classify_span(attrs) == SpanClass("openinference", operation)
+        assert not is_llm_call(attrs)
+    for kind in ("UNKNOWN", "not-a-kind"):
+        assert classify_span({"openinference.span.kind": kind}) is None
+    for kind in ("LLM", "EMBEDDING", "RERANKER"):
+        assert is_llm_call({"openinference.span.kind": kind})
 
 
 def test_invocation_parameters_that_are_not_an_object(span):
@@ -134,3 +148,24 @@ def test_tool_call_only_answer_keeps_output_text_empty(span):
     call = normalize_span(span(attrs))
     assert (call.tool_calls, call.output_text) == (2, "")
     assert "output.value" not in call.attributes
+
+
+def test_values_only_in_the_json_bodies_are_read():
+    rows = {row.span_id: row for row in normalized_rows("openinference-json-only")}
+    chat, stream, anthropic, embedding = (rows[f"400000000000000{i}"] for i in range(1, 5))
+    assert (chat.finish_reason, chat.response_id, chat.response_model, chat.output_text) == (
+        "length", "chatcmpl-J1", "gpt-4o-2024-08-06", "Your order ships")
+    assert (stream.finish_reason, stream.response_id, stream.is_streaming, stream.output_text) == (
+        "stop", "chatcmpl-J2", True, "Three points.")
+    assert (anthropic.finish_reason, anthropic.response_id, anthropic.model, anthropic.response_model) == (
+        "end_turn", "msg_J3", "claude-3-5-haiku-latest", "claude-3-5-haiku-20241022")
+    assert (embedding.model, embedding.operation, embedding.status_code, embedding.error_type) == (
+        "text-embedding-3-small", "embeddings", "Error", "RateLimitError")
+
+
+def test_error_types_are_canonical_across_instrumentations_and_languages():
+    for raw in ("openai.RateLimitError", "<class 'openai.RateLimitError'>", "RateLimitError",
+                "com.openai.errors.RateLimitException", " openai._exceptions.RateLimitError "):
+        assert normalize_error_type(raw) == "RateLimitError", raw
+    for raw in ("429", "timeout", "_OTHER", "Error code: 429 - rate limited", ""):
+        assert normalize_error_type(raw) == raw.strip()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from llmrel.normalize import NORMALIZER_VERSION, VERSION_ATTRIBUTE, WARNINGS_ATTRIBUTE, normalize_span
+from llmrel.normalize import (
+    NORMALIZER_VERSION,
+    VERSION_ATTRIBUTE,
+    WARNINGS_ATTRIBUTE,
+    SpanClass,
+    classify_span,
+    normalize_span,
+)
 
 INPUT = json.dumps([{"role": "system", "parts": [{"content": "You are terse.", "type": "text"}]},
                     {"role": "user", "parts": [{"content": "Say hello please", "type": "text"}]}])
@@ -28,7 +35,7 @@ def test_traceloop_0_62_chat_span(span, expected):
     }
     record = span(attrs, span_name="openai.chat", scope_name="opentelemetry.instrumentation.openai.v1")
     assert normalize_span(record) == expected(
-        record, provider="openai", model="gpt-chat-2024-01-01", request_model="gpt-chat",
+        record, provider="openai", model="gpt-chat", request_model="gpt-chat",
         response_model="gpt-chat-2024-01-01", input_tokens=13, output_tokens=6, cached_input_tokens=0,
         reasoning_tokens=0, cost_status="unpriced", finish_reason="stop", temperature=0.2, top_p=0.9,
         max_tokens=50, response_id="chatcmpl-fake97542", server_address="127.0.0.1", user_id="user-123",
@@ -116,17 +123,13 @@ def test_request_types_map_to_operations(span):
         assert (call.operation, call.convention) == (operation, "openllmetry")
 
 
-def test_traceloop_sdk_tool_span_and_workflow_span(span):
-    tool = {"traceloop.span.kind": "tool", "traceloop.entity.name": "lookup_order",
-            "traceloop.entity.input": '{"args":["A-1"]}', "traceloop.entity.output": '"shipped"',
-            "traceloop.workflow.name": "support"}
-    call = normalize_span(span(tool, span_name="lookup_order.tool", span_kind="Internal"))
-    assert (call.operation, call.tool_name, call.convention) == ("execute_tool", "lookup_order", "openllmetry")
-    assert (call.input_text, call.output_text) == ('{"args":["A-1"]}', '"shipped"')
-    assert call.attributes == {"traceloop.workflow.name": "support", VERSION_ATTRIBUTE: NORMALIZER_VERSION}
-
-    workflow = {"traceloop.span.kind": "workflow", "traceloop.entity.name": "support"}
-    assert normalize_span(span(workflow)) is None
+def test_traceloop_sdk_workflow_task_agent_and_tool_spans_are_steps_not_calls(span):
+    for kind, operation in (("workflow", "invoke_workflow"), ("task", "task"), ("agent", "invoke_agent"),
+                            ("tool", "execute_tool")):
+        attrs = {"traceloop.span.kind": kind, "traceloop.entity.name": "lookup_order",
+                 "traceloop.entity.input": '{"args":["A-1"]}', "traceloop.workflow.name": "support"}
+        assert normalize_span(span(attrs, span_name=f"lookup_order.{kind}", span_kind="Internal")) is None
+        assert classify_span(attrs) == SpanClass("openllmetry", operation)
 
 
 def test_bad_streaming_flag_is_a_warning(span):

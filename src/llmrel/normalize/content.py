@@ -57,6 +57,9 @@ def extract_content(attrs: dict[str, str], indexed_keys: list[str]) -> Content:
         input_text = _first_raw(attrs, (t.TOOL_CALL_ARGUMENTS, t.OI_INPUT_VALUE, t.TRACELOOP_ENTITY_INPUT))
     if not output_text and not outputs.tool_calls:  # a tool-call-only answer has no text, not a raw payload
         output_text = _first_raw(attrs, (t.TOOL_CALL_RESULT, t.OI_OUTPUT_VALUE, t.TRACELOOP_ENTITY_OUTPUT))
+        if output_text and output_text == attrs.get(t.OI_OUTPUT_VALUE):
+            # A provider's JSON response body: its answer text, not the body (rules judge the text).
+            output_text = response_fields(output_text).text or output_text
     return Content(input_text, output_text, outputs.tool_calls, outputs.finish_reason, indexed.keys)
 
 
@@ -245,5 +248,47 @@ def _stringify(value: Any) -> str:
 def _first_raw(attrs: dict[str, str], keys: tuple[str, ...]) -> str:
     for key in keys:
         if value := attrs.get(key):
+            return value
+    return ""
+
+
+class ResponseFields(NamedTuple):
+    """What a provider's JSON response body says (OpenInference keeps it in `output.value`)."""
+
+    response_id: str
+    model: str
+    finish_reason: str
+    text: str
+
+
+_NO_RESPONSE = ResponseFields("", "", "", "")
+
+
+def response_fields(raw: str | None) -> ResponseFields:
+    """Id, model, first finish reason and answer text of an OpenAI (chat or text completion, also
+    streamed and accumulated) or Anthropic (messages) JSON response body; empty fields when absent."""
+    if not raw or not raw.startswith("{"):
+        return _NO_RESPONSE
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        return _NO_RESPONSE
+    finish_reason, text = "", ""
+    choices = body.get(t.RESPONSE_JSON_CHOICES)
+    if isinstance(choices, list) and choices and isinstance(first := choices[0], dict):
+        finish_reason = _string_field(first, t.RESPONSE_JSON_FINISH_REASONS)
+        message = first.get("message")
+        text = _text_of(message.get("content")) if isinstance(message, dict) else _string_field(first, ("text",))
+    else:
+        finish_reason = _string_field(body, t.RESPONSE_JSON_FINISH_REASONS)
+        if isinstance(body.get("content"), list):
+            text = _text_of(body["content"])
+    return ResponseFields(_string_field(body, (t.RESPONSE_JSON_ID,)), _string_field(body, (t.RESPONSE_JSON_MODEL,)),
+                          finish_reason, text)
+
+
+def _string_field(obj: dict[str, Any], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
             return value
     return ""

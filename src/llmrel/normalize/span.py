@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from llmrel.model import LlmCall, SpanRecord
 from llmrel.normalize import scan as slot
 from llmrel.normalize import tables as t
-from llmrel.normalize.content import extract_content
+from llmrel.normalize.classify import classify_span
+from llmrel.normalize.content import extract_content, response_fields
 from llmrel.normalize.scan import scan_attributes
 from llmrel.normalize.values import (
     Problems,
@@ -28,69 +29,42 @@ from llmrel.normalize.values import (
     parse_seconds_as_ns,
 )
 
-_CLASS_REPR = re.compile(r"^<class '([\w.]+)'>$")
+_CLASS_REPR = re.compile(r"^<class '([\w.$]+)'>$")
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)+$")
 _JSON_SEPARATORS = (",", ":")
 
 
 def normalize_span(span: SpanRecord) -> LlmCall | None:
-    """Map an LLM operation span of any supported convention to an `LlmCall`; `None` otherwise.
+    """Map an LLM call span of any supported convention to an `LlmCall`; `None` otherwise.
+
+    Steps around calls (agents, tools, workflows, retrieval; see `classify`) are not calls: `None`.
 
     Args:
         span: a stored span, attribute values flattened to strings.
 
     Returns:
         The normalized row with `cost_usd=None` and `cost_status` `unpriced` (token counts
-        present) or `no_usage`, or `None` when the span is not an LLM operation.
+        present) or `no_usage`, or `None` when the span is not an LLM call.
     """
-    attrs = span.span_attributes
-    detected = detect_convention(attrs, span.span_name)
-    if detected is None:
+    found = classify_span(span.span_attributes, span.span_name)
+    if found is None or not found.is_llm_call:
         return None
-    return _build(span, *detected)
-
-
-def detect_convention(attrs: dict[str, str], span_name: str = "") -> tuple[str, str] | None:
-    """`(convention, operation)` of an LLM operation span, or `None` for any other span."""
-    kind = attrs.get(t.OPENINFERENCE_SPAN_KIND)
-    if kind:
-        operation = t.OPENINFERENCE_OPERATIONS.get(kind.upper())
-        if operation == "chat" and _any_key_starts_with(attrs, t.OI_PROMPTS_PREFIX):
-            operation = "text_completion"
-        return (t.OPENINFERENCE, operation) if operation else None
-
-    raw_operation = attrs.get(t.OPERATION_NAME) or attrs.get(t.LLM_REQUEST_TYPE)
-    has_provider = t.PROVIDER_NAME in attrs or t.SYSTEM in attrs
-    if raw_operation:
-        operation = t.OPERATIONS.get(raw_operation, raw_operation)
-    elif traceloop_kind := attrs.get(t.TRACELOOP_SPAN_KIND):
-        operation = t.TRACELOOP_OPERATIONS.get(traceloop_kind)
-        if operation is None:
-            return None
-    elif has_provider:
-        operation = t.OPERATIONS.get(span_name.partition(" ")[0], "chat")
-    else:
-        return None
-
-    if not attrs.keys().isdisjoint(t.OPENLLMETRY_MARKERS) or _any_key_starts_with(attrs, t.OPENLLMETRY_PREFIX):
-        return t.OPENLLMETRY, operation
-    if t.PROVIDER_NAME in attrs or t.SYSTEM not in attrs:
-        return t.GENAI_SEMCONV, operation
-    return t.GENAI_SEMCONV_LEGACY, operation
-
-
-def _any_key_starts_with(attrs: dict[str, str], prefix: str) -> bool:
-    """Whether a key starts with `prefix`; one substring search over the joined keys settles most spans."""
-    if "\0" + prefix not in "\0" + "\0".join(attrs):
-        return False
-    return any(k.startswith(prefix) for k in attrs)
+    return _build(span, found.convention, found.operation)
 
 
 def normalize_error_type(raw: str) -> str:
-    """`"<class 'openai.RateLimitError'>"` → `RateLimitError`; other values unchanged."""
-    if not raw.startswith("<class '"):
-        return raw
-    match = _CLASS_REPR.match(raw)
-    return match.group(1).rpartition(".")[2] if match else raw
+    """One name per error whatever the language or instrumentation reported: the class name alone.
+
+    `<class 'openai.RateLimitError'>`, `openai.RateLimitError` and `RateLimitError` all give
+    `RateLimitError`; `com.openai.errors.RateLimitException` too (`tables.ERROR_TYPES`).
+    Anything else (`429`, `timeout`, `_OTHER`) is kept.
+    """
+    value = raw.strip()
+    if value.startswith("<class '") and (match := _CLASS_REPR.match(value)):
+        value = match.group(1)
+    if "." in value and _QUALIFIED_NAME.match(value):
+        value = value.rpartition(".")[2]
+    return t.ERROR_TYPES.get(value, value)
 
 
 def _build(span: SpanRecord, convention: str, operation: str) -> LlmCall:
@@ -98,14 +72,19 @@ def _build(span: SpanRecord, convention: str, operation: str) -> LlmCall:
     attrs = span.span_attributes
     values, keys, leftover, indexed_keys = scan_attributes(attrs)
     problems: Problems = []
-    params = _invocation_parameters(attrs.get(t.INVOCATION_PARAMETERS), problems)
+    params = _invocation_parameters(attrs, problems)
     content = extract_content(attrs, indexed_keys)
+    # OpenInference keeps the response id, and with some versions the finish reason, only in the
+    # provider's JSON body (`output.value`).
+    response = response_fields(attrs.get(t.OI_OUTPUT_VALUE)) if convention == t.OPENINFERENCE else None
 
     request_model = values[slot.REQUEST_MODEL] or _param(params, t.INVOCATION_MODEL)[1] or ""
     response_model = values[slot.RESPONSE_MODEL] or ""
     if oi_model := attrs.get(t.OPENINFERENCE_MODEL):
         request_model = request_model or oi_model
         response_model = response_model or oi_model
+    if response is not None:
+        response_model = response_model or response.model
 
     input_tokens = parse_count(keys[slot.INPUT_TOKENS], values[slot.INPUT_TOKENS], problems)
     output_tokens = parse_count(keys[slot.OUTPUT_TOKENS], values[slot.OUTPUT_TOKENS], problems)
@@ -115,6 +94,8 @@ def _build(span: SpanRecord, convention: str, operation: str) -> LlmCall:
     has_usage = (input_tokens is not None or output_tokens is not None or cached_input_tokens is not None
                  or cache_creation_input_tokens is not None or reasoning_tokens is not None)
     finish_reason = first_string(values[slot.FINISH_REASON]) or content.finish_reason
+    if not finish_reason and response is not None:
+        finish_reason = response.finish_reason
     finish_reason = t.FINISH_REASONS.get(finish_reason, finish_reason)
     # Without captured output content, a `tool_calls` finish still proves at least one call.
     tool_calls = content.tool_calls or int(finish_reason == "tool_calls")
@@ -131,10 +112,6 @@ def _build(span: SpanRecord, convention: str, operation: str) -> LlmCall:
         max_tokens_key = f"{t.INVOCATION_PARAMETERS}.{max_tokens_key}"
     max_tokens = parse_count(max_tokens_key, max_tokens_raw, problems)
 
-    tool_name = values[slot.TOOL_NAME] or ""
-    if not tool_name and attrs.get(t.TRACELOOP_SPAN_KIND) == "tool":
-        tool_name = attrs.get(t.TRACELOOP_ENTITY_NAME) or ""
-        leftover.pop(t.TRACELOOP_ENTITY_NAME, None)
     for key in content.keys:
         del leftover[key]
     leftover[t.VERSION_ATTRIBUTE] = t.NORMALIZER_VERSION
@@ -148,12 +125,13 @@ def _build(span: SpanRecord, convention: str, operation: str) -> LlmCall:
         span.timestamp_ns, span.trace_id, span.span_id, span.parent_span_id, span.span_name, span.service_name,
         _first_value(span.resource_attributes, t.ENVIRONMENT_RESOURCE_KEYS),
         t.PROVIDERS.get(raw_provider, raw_provider), operation,
-        response_model or request_model, request_model, response_model,
+        request_model or response_model, request_model, response_model,  # the canonical model: what was asked for
         input_tokens, output_tokens, cached_input_tokens, cache_creation_input_tokens, reasoning_tokens,
         None, "unpriced" if has_usage else "no_usage",  # cost_usd, cost_status
         span.duration_ns, time_to_first_token_ns, is_streaming, finish_reason,
-        span.status_code, span.status_message, error_type, temperature, top_p, max_tokens, tool_calls, tool_name,
-        values[slot.RESPONSE_ID] or "", address if address or not api_base else _host_of(api_base),
+        span.status_code, span.status_message, error_type, temperature, top_p, max_tokens, tool_calls,
+        values[slot.TOOL_NAME] or "", values[slot.RESPONSE_ID] or (response.response_id if response else ""),
+        address if address or not api_base else _host_of(api_base),
         values[slot.CONVERSATION_ID] or "", values[slot.SESSION_ID] or "", values[slot.USER_ID] or "",
         values[slot.FEATURE] or "", values[slot.TENANT] or "",
         content.input_text, content.output_text, convention, leftover,
@@ -169,13 +147,16 @@ def _first_value(attrs: dict[str, str], keys: tuple[str, ...]) -> str:
     return ""
 
 
-def _invocation_parameters(raw: str | None, problems: Problems) -> dict[str, Any]:
-    """OpenInference's JSON object of request parameters; `{}` when absent or not an object."""
+def _invocation_parameters(attrs: dict[str, str], problems: Problems) -> dict[str, Any]:
+    """OpenInference's JSON object of request parameters (`llm.` or `embedding.invocation_parameters`);
+    `{}` when absent or not an object."""
+    key = t.INVOCATION_PARAMETERS if t.INVOCATION_PARAMETERS in attrs else t.EMBEDDING_INVOCATION_PARAMETERS
+    raw = attrs.get(key)
     if raw is None:
         return {}
     parsed = parse_json(raw)
     if not isinstance(parsed, dict):
-        problems.append(f"{t.INVOCATION_PARAMETERS}: not a JSON object")
+        problems.append(f"{key}: not a JSON object")
         return {}
     return parsed
 

@@ -10,7 +10,7 @@ whenever a table changes, so stored rows say which mapping produced them.
 
 from __future__ import annotations
 
-NORMALIZER_VERSION = "2026.11.1"
+NORMALIZER_VERSION = "2026.12.1"
 
 VERSION_ATTRIBUTE = "llmrel.normalizer.version"
 WARNINGS_ATTRIBUTE = "llmrel.normalize.warnings"
@@ -45,10 +45,20 @@ OPERATIONS: dict[str, str] = {
     "invoke_workflow": "invoke_workflow", "retrieval": "retrieval", "rerank": "rerank",
 }
 OPENINFERENCE_OPERATIONS: dict[str, str] = {
-    "LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent",
-    "RETRIEVER": "retrieval", "RERANKER": "rerank",
+    "LLM": "chat", "EMBEDDING": "embeddings", "RERANKER": "rerank", "TOOL": "execute_tool", "AGENT": "invoke_agent",
+    "RETRIEVER": "retrieval", "CHAIN": "invoke_workflow", "GUARDRAIL": "guardrail", "EVALUATOR": "evaluation",
+    "PROMPT": "prompt",
 }
-TRACELOOP_OPERATIONS: dict[str, str] = {"tool": "execute_tool", "agent": "invoke_agent"}
+TRACELOOP_OPERATIONS: dict[str, str] = {"tool": "execute_tool", "agent": "invoke_agent", "workflow": "invoke_workflow",
+                                        "task": "task"}
+
+# Operations of the steps around LLM calls: agents, tools, workflows, retrieval, guardrails. A step is
+# trace context, never an LLM call: it stays in `otel_traces`, and the tokens, cost and errors it
+# aggregates are its child calls' (see docs/ARCHITECTURE.md). Every other operation is an LLM call.
+STEP_OPERATIONS = frozenset({
+    "invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "retrieval", "task", "guardrail",
+    "evaluation", "prompt",
+})
 
 # Provider spellings of older conventions to the v1.37+ `gen_ai.provider.name` values.
 PROVIDERS: dict[str, str] = {
@@ -58,6 +68,16 @@ PROVIDERS: dict[str, str] = {
 }
 
 FINISH_REASONS: dict[str, str] = {"tool_call": "tool_calls", "function_call": "tool_calls"}
+
+# Error types named differently by the client libraries of other languages, to the Python SDK's names
+# (after `canonical_error_type` dropped the module or package path).
+ERROR_TYPES: dict[str, str] = {
+    "RateLimitException": "RateLimitError", "InternalServerException": "InternalServerError",
+    "BadRequestException": "BadRequestError", "UnauthorizedException": "AuthenticationError",
+    "PermissionDeniedException": "PermissionDeniedError", "NotFoundException": "NotFoundError",
+    "UnprocessableEntityException": "UnprocessableEntityError", "OpenAIIoException": "APIConnectionError",
+    "APIConnectionTimeoutError": "APITimeoutError",
+}
 
 PROVIDER_KEYS = (PROVIDER_NAME, SYSTEM, "llm.provider", "llm.system")
 REQUEST_MODEL_KEYS = ("gen_ai.request.model", "llm.request.model_name", "embedding.model_name")
@@ -94,8 +114,9 @@ FEATURE_KEYS = ("llmrel.feature",)
 TENANT_KEYS = ("llmrel.tenant",)
 ENVIRONMENT_RESOURCE_KEYS = ("deployment.environment.name", "deployment.environment")
 
-# OpenInference puts request parameters in one JSON object.
+# OpenInference puts request parameters in one JSON object (`embedding.` on embedding spans).
 INVOCATION_PARAMETERS = "llm.invocation_parameters"
+EMBEDDING_INVOCATION_PARAMETERS = "embedding.invocation_parameters"
 INVOCATION_TEMPERATURE = ("temperature",)
 INVOCATION_TOP_P = ("top_p",)
 INVOCATION_MAX_TOKENS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
@@ -131,6 +152,12 @@ OI_EMBEDDINGS_PREFIX = "embedding.embeddings."  # `.embedding.text` is input; `.
 OI_INPUT_VALUE = "input.value"
 OI_OUTPUT_VALUE = "output.value"
 OI_CONTENT_EXTRA = ("input.mime_type", "output.mime_type")
+OI_OUTPUT_MIME_TYPE = "output.mime_type"
+# Fields of the provider's JSON response that `output.value` may hold (OpenAI, Anthropic).
+RESPONSE_JSON_ID = "id"
+RESPONSE_JSON_MODEL = "model"
+RESPONSE_JSON_CHOICES = "choices"
+RESPONSE_JSON_FINISH_REASONS = ("finish_reason", "stop_reason")
 
 CONTENT_KEYS = frozenset((INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS, LEGACY_PROMPT, LEGACY_COMPLETION,
                 TRACELOOP_ENTITY_INPUT, TRACELOOP_ENTITY_OUTPUT, TOOL_CALL_ARGUMENTS, TOOL_CALL_RESULT,

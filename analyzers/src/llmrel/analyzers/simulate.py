@@ -96,15 +96,16 @@ def _call(t: Traffic, rng: random.Random, ts_ns: int, trace_id: str) -> LlmCall:
     cost = (input_tokens * _PRICE_IN + output_tokens * _PRICE_OUT) * t.price_factor
     common = {
         "timestamp_ns": ts_ns, "trace_id": trace_id, "span_id": trace_id[-16:], "span_name": f"chat {t.model}",
-        "service_name": t.service, "provider": "openai", "operation": t.operation, "request_model": t.model,
+        "service_name": t.service, "provider": "openai", "operation": t.operation, "model": t.model,
+        "request_model": t.model,
         "feature": t.feature, "tenant": t.tenant, "input_text": "user question", "is_streaming": True,
         "convention": "genai-semconv",
     }
     if failed:
-        return empty_call(**common, model=t.model, duration_ns=int(latency_ms * 0.3e6), status_code="Error",
+        return empty_call(**common, duration_ns=int(latency_ms * 0.3e6), status_code="Error",
                           error_type="RateLimitError", cost_status="no_usage")
     return empty_call(
-        **common, model=t.response_model, response_model=t.response_model, input_tokens=input_tokens,
+        **common, response_model=t.response_model, input_tokens=input_tokens,
         output_tokens=output_tokens, cost_usd=cost, cost_status="priced", duration_ns=int(latency_ms * 1e6),
         time_to_first_token_ns=int(ttft_ms * t.latency_factor * 1e6), finish_reason=finish, status_code="Ok",
         tool_calls=tools, output_text=text)
