@@ -33,6 +33,14 @@ UNPRICED = "unpriced"
 NO_USAGE = "no_usage"
 PRICING_WARNING_ATTRIBUTE = "llmrel.pricing.warning"
 
+# Calls whose cost is unknown, as conditions on `llm_calls` for every report and dashboard: a model
+# without a price (`unpriced`), or a successful call that reported no token counts (`no_usage`, e.g. a
+# stream without `include_usage`), which was billed an unknown amount. A failed call without usage is
+# known to cost nothing: providers do not bill rejected requests.
+UNPRICED_SQL = "CostStatus = 'unpriced'"
+USAGE_UNKNOWN_SQL = "(CostStatus = 'no_usage' AND StatusCode != 'Error')"
+COST_UNKNOWN_SQL = f"({UNPRICED_SQL} OR {USAGE_UNKNOWN_SQL})"
+
 # `gen_ai.provider.name` values to genai-prices provider ids, where the names differ.
 PRICE_PROVIDERS: dict[str, str] = {
     "azure.ai.openai": "azure", "azure.ai.inference": "azure", "aws.bedrock": "aws", "gcp.gemini": "google",

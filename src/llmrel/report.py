@@ -10,13 +10,16 @@ from typing import Any
 import polars as pl
 from clickhouse_connect.driver.client import Client
 
+from llmrel.pricing import UNPRICED_SQL, USAGE_UNKNOWN_SQL
+
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-_REPORT_SQL = """
+_REPORT_SQL = f"""
 SELECT
     ServiceName AS service,
     Model AS model,
+    arraySort(groupUniqArrayIf(ResponseModel, ResponseModel != '')) AS response_models,
     count() AS calls,
     countIf(StatusCode = 'Error') AS errors,
     round(errors / calls, 4) AS error_rate,
@@ -26,13 +29,18 @@ SELECT
     round(quantileIf(0.5)(TimeToFirstToken, TimeToFirstToken IS NOT NULL) / 1e6, 1) AS ttft_p50_ms,
     sum(ifNull(InputTokens, 0)) AS input_tokens,
     sum(ifNull(OutputTokens, 0)) AS output_tokens,
-    round(sum(ifNull(CostUSD, 0)), 6) AS cost_usd,
-    countIf(CostStatus = 'unpriced') AS unpriced_calls
+    countIf({UNPRICED_SQL}) AS unpriced_calls,
+    countIf({USAGE_UNKNOWN_SQL}) AS no_usage_calls,
+    countIf({USAGE_UNKNOWN_SQL} AND IsStreaming) AS no_usage_streams,
+    unpriced_calls + no_usage_calls AS cost_unknown_calls,
+    if(cost_unknown_calls = calls, NULL, round(sum(ifNull(CostUSD, 0)), 6)) AS cost_usd
 FROM llm_calls FINAL
-WHERE Timestamp >= fromUnixTimestamp64Nano({since:Int64}) AND Timestamp < fromUnixTimestamp64Nano({until:Int64})
+WHERE Timestamp >= fromUnixTimestamp64Nano({{since:Int64}}) AND Timestamp < fromUnixTimestamp64Nano({{until:Int64}})
 GROUP BY service, model
-ORDER BY cost_usd DESC, calls DESC
+ORDER BY ifNull(cost_usd, 0) DESC, calls DESC
 """
+_COUNTS = ("calls", "errors", "input_tokens", "output_tokens", "unpriced_calls", "no_usage_calls",
+           "no_usage_streams", "cost_unknown_calls")
 
 
 def parse_since(text: str, now_s: float | None = None) -> int:
@@ -55,7 +63,8 @@ def parse_since(text: str, now_s: float | None = None) -> int:
 
 
 def call_stats(client: Client, since_ns: int, until_ns: int) -> pl.DataFrame:
-    """One row per (service, model) with calls, errors, latency quantiles, tokens, cost, unpriced calls."""
+    """One row per (service, model): calls, errors, latency quantiles, tokens, cost and the calls whose
+    cost is unknown (`unpriced`, or successful without usage; `cost_usd` is null when that is all of them)."""
     table = client.query_arrow(_REPORT_SQL, parameters={"since": since_ns, "until": until_ns})
     return pl.from_arrow(table)  # type: ignore[return-value]
 
@@ -72,14 +81,8 @@ def build_report(client: Client, since_ns: int, until_ns: int | None = None) -> 
     """The whole report as plain data (what `--json` prints and the REST API returns)."""
     until_ns = until_ns or time.time_ns()
     stats = call_stats(client, since_ns, until_ns)
-    totals = {
-        "calls": int(stats["calls"].sum()) if stats.height else 0,
-        "errors": int(stats["errors"].sum()) if stats.height else 0,
-        "input_tokens": int(stats["input_tokens"].sum()) if stats.height else 0,
-        "output_tokens": int(stats["output_tokens"].sum()) if stats.height else 0,
-        "cost_usd": round(float(stats["cost_usd"].sum()), 6) if stats.height else 0.0,
-        "unpriced_calls": int(stats["unpriced_calls"].sum()) if stats.height else 0,
-    }
+    totals: dict[str, Any] = {name: int(stats[name].sum()) if stats.height else 0 for name in _COUNTS}
+    totals["cost_usd"] = round(float(stats["cost_usd"].sum()), 6) if stats.height else 0.0
     report: dict[str, Any] = {"since_ns": since_ns, "until_ns": until_ns, "totals": totals,
                               "by_service_model": stats.to_dicts()}
     findings = _findings(client, since_ns)

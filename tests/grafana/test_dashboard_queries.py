@@ -10,6 +10,7 @@ import pytest
 
 from llmrel.grafana.macros import ALL, expand_macros
 from llmrel.grafana.provisioning import build_bundle
+from llmrel.model import LLM_CALL_COLUMNS
 from tests.grafana.conftest import (
     CALL_COST_USD,
     CHECKOUT_CALLS,
@@ -24,6 +25,7 @@ from tests.grafana.conftest import (
     UNPRICED_CALLS,
     StoredQuery,
     dashboard_queries,
+    make_call,
     result_columns,
     seeded_calls,
 )
@@ -92,13 +94,26 @@ def test_overview_figures(traffic_store):
     assert value(traffic_store, "llmrel-overview", "Error rate", only_checkout)[0][0] == pytest.approx(0.1)
     assert value(traffic_store, "llmrel-overview", "Spend")[0][0] == pytest.approx(
         (calls - UNPRICED_CALLS) * CALL_COST_USD)
-    assert value(traffic_store, "llmrel-overview", "Unpriced calls") == [(UNPRICED_CALLS,)]
+    assert value(traffic_store, "llmrel-overview", "Calls of unknown cost") == [(UNPRICED_CALLS,)]
     series = {row[1]: row[2] for row in value(traffic_store, "llmrel-overview", "Error rate by service")}
     assert series == pytest.approx({"checkout": 0.1, "search": 0.0})
     ((_, p50, p95, p99),) = value(traffic_store, "llmrel-overview", "Latency p50 / p95 / p99")
     assert (p50, p95, p99) == pytest.approx((200.0, 30_000.0, 30_000.0))
-    unpriced = value(traffic_store, "llmrel-overview", "Unpriced calls by model")
-    assert unpriced == [("openai", "mystery-1", UNPRICED_CALLS, UNPRICED_CALLS * 100, UNPRICED_CALLS * 50)]
+    unpriced = value(traffic_store, "llmrel-overview", "Calls of unknown cost by model")
+    assert unpriced == [("openai", "mystery-1", UNPRICED_CALLS, 0, UNPRICED_CALLS * 100, UNPRICED_CALLS * 50)]
+
+
+def test_successful_calls_without_usage_count_as_unknown_cost(store):
+    """A stream without include_usage costs an unknown amount; a rejected call without usage costs nothing."""
+    stream = make_call(0, model="gpt-4o-mini", input_tokens=None, output_tokens=None, cost_usd=None,
+                       cost_status="no_usage", is_streaming=True)
+    rejected = make_call(1, model="gpt-4o-mini", input_tokens=None, output_tokens=None, cost_usd=None,
+                         cost_status="no_usage", status_code="Error", error_type="RateLimitError")
+    store.insert("llm_calls", [stream, rejected, make_call(2)], column_names=list(LLM_CALL_COLUMNS))
+    assert value(store, "llmrel-overview", "Calls of unknown cost") == [(1,)]
+    assert value(store, "llmrel-overview", "Calls of unknown cost by model") == [("openai", "gpt-4o-mini", 0, 1, 0, 0)]
+    by_feature = value(store, "llmrel-cost", "Spend by feature")
+    assert [(row[0], row[1], row[-1]) for row in by_feature] == [("cart", 3, 1)]
 
 
 def test_every_variable_lists_the_seeded_values(traffic_store):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -15,7 +16,18 @@ from rich.table import Table
 from llmrel.cli.running import ask_running_server
 from llmrel.config import ConfigError, Settings, load_settings
 
-console = Console()
+_WIDTH_OFF_TERMINAL = 1000  # a pipe, a file or a CI log: never cut a table to a guessed 80 columns
+
+
+def _stdout_console() -> Console:
+    """The terminal's width on a terminal (or `COLUMNS`); elsewhere wide enough for any table."""
+    probe = Console()
+    if probe.is_terminal or os.environ.get("COLUMNS"):
+        return probe
+    return Console(width=_WIDTH_OFF_TERMINAL)
+
+
+console = _stdout_console()
 err_console = Console(stderr=True)
 
 _STORE_HELP = "chdb:///path or http(s)://user:pass@host:8123/db [env LLMREL_CLICKHOUSE_URL]"
@@ -99,29 +111,58 @@ def report(
 
 
 def render_report(data: dict[str, Any]) -> None:
-    """Print the report as terminal tables."""
+    """Print the report as terminal tables, with what to do about calls whose cost is unknown."""
     t = data["totals"]
     window = time.strftime("%Y-%m-%d %H:%M", time.gmtime(data["since_ns"] / 1e9))
+    unknown = t.get("cost_unknown_calls", t["unpriced_calls"])
+    cost = f"${t['cost_usd']:.4f}"
+    if unknown:
+        cost += (f"; cost unknown for {unknown} calls ({t['unpriced_calls']} unpriced, "
+                 f"{t.get('no_usage_calls', 0)} without usage)")
     console.print(f"[bold]LLM calls since {window} UTC[/]: {t['calls']} calls, {t['errors']} errors, "
-                  f"{t['input_tokens']} in / {t['output_tokens']} out tokens, ${t['cost_usd']:.4f}, "
-                  f"{t['unpriced_calls']} unpriced")
+                  f"{t['input_tokens']} in / {t['output_tokens']} out tokens, {cost}")
     table = Table(show_lines=False)
     for col in ("service", "model", "calls", "err %", "p50 ms", "p95 ms", "p99 ms", "ttft p50",
-                "in tok", "out tok", "cost $", "unpriced"):
+                "in tok", "out tok", "cost $", "cost unknown"):
         table.add_column(col, justify="left" if col in ("service", "model") else "right")
     for r in data["by_service_model"]:
-        ttft = r["ttft_p50_ms"]
-        table.add_row(r["service"], r["model"], str(r["calls"]), f"{100 * r['error_rate']:.1f}",
+        ttft, row_cost = r["ttft_p50_ms"], r["cost_usd"]
+        table.add_row(r["service"], _model_cell(r), str(r["calls"]), f"{100 * r['error_rate']:.1f}",
                       f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p99_ms']}",
                       "-" if ttft is None or ttft != ttft else f"{ttft}",
-                      str(r["input_tokens"]), str(r["output_tokens"]), f"{r['cost_usd']:.4f}",
-                      str(r["unpriced_calls"]))
+                      str(r["input_tokens"]), str(r["output_tokens"]),
+                      "-" if row_cost is None else f"{row_cost:.4f}",
+                      str(r.get("cost_unknown_calls", r["unpriced_calls"])))
     console.print(table)
+    for hint in _cost_hints(t):
+        console.print(hint)
     findings = data.get("findings")
     if findings:
         from llmrel.analyzers.report import render_findings_summary
 
         render_findings_summary(console, findings)
+
+
+def _model_cell(row: dict[str, Any]) -> str:
+    """The requested model; the models that answered when there were several (a silent swap)."""
+    served = row.get("response_models") or []
+    model = row["model"] or "-"
+    return f"{model} (served by {', '.join(served)})" if len(served) > 1 else model
+
+
+def _cost_hints(totals: dict[str, Any]) -> list[str]:
+    hints = []
+    if totals["unpriced_calls"]:
+        hints.append(f"{totals['unpriced_calls']} calls name a model without a known price: add it to a price "
+                     "file (LLMREL_PRICES_FILE), then `llmrel reprice`.")
+    streams = totals.get("no_usage_streams", 0)
+    if streams:
+        hints.append(f"{streams} streamed calls reported no token usage: ask for it with "
+                     'stream_options={"include_usage": true}.')
+    others = totals.get("no_usage_calls", 0) - streams
+    if others:
+        hints.append(f"{others} successful calls reported no token usage (their instrumentation did not record it).")
+    return hints
 
 
 def reprice(

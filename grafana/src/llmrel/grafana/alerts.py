@@ -137,7 +137,7 @@ def alert_specs(s: AlertSettings) -> list[AlertSpec]:
             3600, "gt", 0, "15m", "warning",
             "{{ $values.B.Value }} calls to {{ $labels.model }} have no price",
             "Calls to this model carry tokens but no cost: spend figures and budget alerts undercount.",
-            "alert-unpriced-spend", OVERVIEW_UID, "Unpriced calls by model"),
+            "alert-unpriced-spend", OVERVIEW_UID, "Calls of unknown cost by model"),
     ]
 
 

@@ -20,6 +20,7 @@ from llmrel.grafana.panels import (
     variable_filter,
 )
 from llmrel.grafana.query import DATASOURCE_REF, Format
+from llmrel.pricing import COST_UNKNOWN_SQL, UNPRICED_SQL, USAGE_UNKNOWN_SQL
 
 OVERVIEW_UID = "llmrel-overview"
 COST_UID = "llmrel-cost"
@@ -43,10 +44,12 @@ def overview() -> dash.Dashboard:
         ("Latency p95", "SELECT quantile(0.95)(Duration) / 1e6 AS p95_ms", "ms"),
         ("Tokens", "SELECT sum(ifNull(InputTokens, 0) + ifNull(OutputTokens, 0)) AS tokens", "short"),
         ("Spend", "SELECT sum(ifNull(CostUSD, 0)) AS cost_usd", "currencyUSD"),
-        ("Unpriced calls", "SELECT countIf(CostStatus = 'unpriced') AS unpriced_calls", "short"),
+        ("Calls of unknown cost", f"SELECT countIf({COST_UNKNOWN_SQL}) AS cost_unknown_calls", "short",
+         "Calls to a model without a price, and successful calls that reported no token usage (e.g. streams "
+         "without include_usage): their spend is missing from every cost figure."),
     ]
-    for title, select, unit in stats:
-        grid.add(single_stat(title, f"{select} {CALLS_WHERE}", unit), w=4, h=4)
+    for title, select, unit, *description in stats:
+        grid.add(single_stat(title, f"{select} {CALLS_WHERE}", unit, *description), w=4, h=4)
     grid.add(time_series("Calls by service", _series("count() AS calls", "ServiceName AS service"), "short"),
              w=12, h=8)
     grid.add(time_series("Error rate by service",
@@ -69,12 +72,13 @@ def overview() -> dash.Dashboard:
         "sum(ifNull(InputTokens, 0)) AS input_tokens, sum(ifNull(OutputTokens, 0)) AS output_tokens, "
         f"sum(ifNull(CostUSD, 0)) AS cost_usd {CALLS_WHERE} GROUP BY service, model ORDER BY cost_usd DESC")),
         w=16, h=9)
-    grid.add(data_table("Unpriced calls by model", (
-        "SELECT Provider AS provider, Model AS model, count() AS calls, "
+    grid.add(data_table("Calls of unknown cost by model", (
+        f"SELECT Provider AS provider, Model AS model, countIf({UNPRICED_SQL}) AS unpriced_calls, "
+        f"countIf({USAGE_UNKNOWN_SQL}) AS no_usage_calls, "
         "sum(ifNull(InputTokens, 0)) AS input_tokens, sum(ifNull(OutputTokens, 0)) AS output_tokens "
-        f"{CALLS_WHERE} AND CostStatus = 'unpriced' GROUP BY provider, model ORDER BY calls DESC"),
-        "Calls whose model has no known price: their spend is missing from every cost figure. "
-        "Add the model to the prices file."), w=8, h=9)
+        f"{CALLS_WHERE} AND {COST_UNKNOWN_SQL} GROUP BY provider, model ORDER BY count() DESC"),
+        "Their spend is missing from every cost figure. Unpriced: add the model to the prices file. "
+        "No usage: successful calls without token counts; for streams, request include_usage."), w=8, h=9)
     return assemble("LLM Overview", OVERVIEW_UID,
                     "Traffic, errors, latency, tokens and cost of every LLM call.", grid)
 
@@ -111,7 +115,7 @@ def cost_impact(findings_cost: list[tuple[str, str]]) -> dash.Dashboard:
         grid.add(data_table(title, (
             f"SELECT {column} AS {name}, count() AS calls, sum(ifNull(CostUSD, 0)) AS cost_usd, "
             f"sumIf(ifNull(CostUSD, 0), StatusCode = 'Error') AS failed_cost_usd, "
-            f"countIf(CostStatus = 'unpriced') AS unpriced_calls {CALLS_WHERE} "
+            f"countIf({COST_UNKNOWN_SQL}) AS cost_unknown_calls {CALLS_WHERE} "
             f"GROUP BY {name} ORDER BY cost_usd DESC LIMIT 100")), w=12, h=8)
     for title, sql in findings_cost:
         grid.add(data_table(title, sql), w=12, h=8)
