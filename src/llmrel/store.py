@@ -7,7 +7,9 @@ for the configured database, TTLs and (optionally) cluster, and records them in
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,32 @@ class StoreInUseError(RuntimeError):
     """The embedded store is held by another process (one engine per store)."""
 
 
+_OPENED_HERE: set[str] = set()  # embedded stores this process opened (the engine stays for the process)
+_LOCK_FILE = "status"  # the engine holds an exclusive flock on it while the store is open
+
+
+def _held_by_another_process(path: Path) -> bool:
+    """Whether an engine in another process has the embedded store at `path` open."""
+    try:
+        fd = os.open(path / _LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False  # a new store: nobody has it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also releases the probe's own lock
+    return False
+
+
+def _in_use_message(path: str) -> str:
+    return (f"the embedded store at {path} is open in another process (a running `llmrel serve`?); "
+            "stop it, or ask it: `llmrel report`, `llmrel findings` use its API")
+
+
 def connect(settings: Settings, **kwargs: object) -> Client:
     """Open a clickhouse-connect client for `settings.clickhouse_url`.
 
@@ -58,14 +86,16 @@ def connect(settings: Settings, **kwargs: object) -> Client:
     if settings.is_embedded:
         path = str(settings.embedded_path)
         Path(path).mkdir(parents=True, exist_ok=True)
+        # Checked first: the engine would print its own `Code: 76 ... Cannot lock file` to stderr.
+        if path not in _OPENED_HERE and _held_by_another_process(Path(path)):
+            raise StoreInUseError(_in_use_message(path))
         try:
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}", **kwargs)
         except ProgrammingError as exc:
             if "Unable to open the chdb engine" not in str(exc):
                 raise
-            raise StoreInUseError(
-                f"the embedded store at {path} is open in another process (a running `llmrel serve`?); "
-                "stop it, or ask it: `llmrel report`, `llmrel findings` use its API") from None
+            raise StoreInUseError(_in_use_message(path)) from None
+        _OPENED_HERE.add(path)
     else:
         bootstrap = clickhouse_connect.get_client(dsn=url, database="default", **kwargs)
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")

@@ -41,11 +41,14 @@ class InstrumentationConfig:
             (`LLMREL_SHUTDOWN_TIMEOUT_MS`, default 2000).
         preferred_instrumentations: Distribution names that win when two instrumentations
             register the same entry point (`LLMREL_PREFER_INSTRUMENTATION`, comma list).
+        preference_chosen: Whether `LLMREL_PREFER_INSTRUMENTATION` made that choice (so skipping
+            the others is the user's decision, not a surprise worth a warning).
     """
 
     content: ContentPolicy = ContentPolicy.OFF
     shutdown_timeout_ms: int = _DEFAULT_SHUTDOWN_TIMEOUT_MS
     preferred_instrumentations: tuple[str, ...] = _DEFAULT_PREFERRED
+    preference_chosen: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> tuple[InstrumentationConfig, list[str]]:
@@ -66,8 +69,8 @@ class InstrumentationConfig:
             except ValueError:
                 problems.append(f"{ENV_SHUTDOWN_TIMEOUT_MS}={raw_timeout!r} is not an integer; using {timeout}")
         raw_prefer = environ.get(ENV_PREFER_INSTRUMENTATION, "")
-        preferred = tuple(n.strip() for n in raw_prefer.split(",") if n.strip()) or _DEFAULT_PREFERRED
-        return cls(content, timeout, preferred), problems
+        chosen = tuple(n.strip() for n in raw_prefer.split(",") if n.strip())
+        return cls(content, timeout, chosen or _DEFAULT_PREFERRED, bool(chosen)), problems
 
 
 def env_defaults(config: InstrumentationConfig) -> dict[str, str]:

@@ -121,6 +121,10 @@ class LlmrelDistro(BaseDistro):
         dist = distribution_name(entry_point)
         winner = self._winner_for(entry_point.name)
         if winner is not None and winner != dist:
+            if self.config is not None and self.config.preference_chosen:  # as asked: no surprise to warn about
+                _logger.info("llmrel: instrumentation %r from %s skipped: LLMREL_PREFER_INSTRUMENTATION chose %s",
+                             entry_point.name, dist, winner)
+                return
             self._warn("instrumentation %r from %s skipped: %s also registers it and would trace every call "
                        "twice (choose with LLMREL_PREFER_INSTRUMENTATION)", entry_point.name, dist, winner)
             return

@@ -8,8 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import typer
@@ -17,6 +20,8 @@ import typer
 _DEFAULT_RECEIVER = "http://localhost:4317"
 _INSTRUMENT_COMMAND = "opentelemetry-instrument"
 _CHILD_STOP_TIMEOUT_S = 15.0
+_PROGRESS_EVERY_S = 10.0
+_PROGRESS_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,12 @@ def instrument_command() -> str | None:
 def demo_env(base: dict[str, str], receiver: str, service: str, protocol: str) -> dict[str, str]:
     """The environment of a demo app process: `base` plus the standard OTel variables (these win).
 
-    The demo asks for llmrel's distro and redacted content capture (so content rules such as JSON
-    validity have text to check) unless `base` says otherwise.
+    The demo asks for llmrel's distro, redacted content capture (so content rules such as JSON
+    validity have text to check) and the Traceloop openai instrumentation unless `base` says otherwise.
     """
-    defaults = {"OTEL_PYTHON_DISTRO": "llmrel", "LLMREL_CAPTURE_CONTENT": "redacted"}
+    defaults = {"OTEL_PYTHON_DISTRO": "llmrel", "LLMREL_CAPTURE_CONTENT": "redacted",
+                # The dev install has OpenInference too (for its tests); choose one, quietly.
+                "LLMREL_PREFER_INSTRUMENTATION": "opentelemetry-instrumentation-openai"}
     return {**defaults, **base, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
             "OTEL_SERVICE_NAME": service, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none"}
@@ -71,6 +78,30 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def _wait_with_progress(children: list[subprocess.Popen[bytes]], state: Callable[[], dict[str, Any]],
+                        calls: int) -> list[int]:
+    """Wait for the demo apps, printing what the provider answered every `_PROGRESS_EVERY_S` and when
+    its degradation starts, so a long run is never silent."""
+    started = time.monotonic()
+    next_report, degraded_seen = _PROGRESS_EVERY_S, False
+    while any(child.poll() is None for child in children):
+        time.sleep(_PROGRESS_POLL_S)
+        now = time.monotonic() - started
+        snapshot = state()
+        if snapshot["degraded"] and not degraded_seen:
+            degraded_seen = True
+            typer.echo(f"[{now:5.1f} s] the provider is degraded now: slower, longer answers, errors, invalid "
+                       "JSON and a silently swapped model")
+        if now >= next_report:
+            next_report += _PROGRESS_EVERY_S
+            outcomes = snapshot["requests"]
+            answered = sum(outcomes.values())
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+            typer.echo(f"[{now:5.1f} s] {answered} LLM requests answered ({detail}); the apps send {calls} "
+                       "requests, some with two calls and retries")
+    return [child.wait() for child in children]
 
 
 def run_demo_services(receiver: str, protocol: str, calls: int, rate: float, degrade_after: float | None,
@@ -98,7 +129,7 @@ def run_demo_services(receiver: str, protocol: str, calls: int, rate: float, deg
             children.append(subprocess.Popen([command, *argv] if command else argv, env=env))
             typer.echo(f"started {service.name} (pid {children[-1].pid})")
         try:
-            codes = [child.wait() for child in children]
+            codes = _wait_with_progress(children, sim.state, calls)
         except KeyboardInterrupt:
             _stop(children)
             raise typer.Exit(130) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from rich.table import Table
 from llmrel.cli.running import ask_running_server
 from llmrel.config import ConfigError, Settings, load_settings
 
+_SIGNAL_POLL_S = 0.2
 _WIDTH_OFF_TERMINAL = 1000  # a pipe, a file or a CI log: never cut a table to a guessed 80 columns
 
 
@@ -66,11 +66,16 @@ def serve(
     except (OSError, RuntimeError) as exc:
         err_console.print(f"[bold red]cannot start:[/] {exc}")
         raise typer.Exit(1) from None
-    stop = threading.Event()
+    # The handler only records the signal: taking a lock there (Event.set) deadlocks when a second
+    # signal (Ctrl-C, then a supervisor's SIGTERM) lands while the first one's wake-up holds it.
+    signals: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    err_console.print(f"llmrel listening: OTLP/gRPC :{receiver.grpc_port}, OTLP/HTTP + API :{receiver.http_port}")
-    stop.wait()
+        signal.signal(sig, lambda signum, _frame: signals.append(signum))
+    err_console.print(f"llmrel listening (pid {os.getpid()}): OTLP/gRPC :{receiver.grpc_port}, "
+                      f"OTLP/HTTP + API :{receiver.http_port}", soft_wrap=True)
+    while not signals:
+        time.sleep(_SIGNAL_POLL_S)
+    err_console.print("llmrel stopping: finishing in-flight exports and commits")
     receiver.stop()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,9 @@ _worker: Preparer | None = None
 
 def _init_worker(config: PrepareConfig) -> None:
     global _worker
+    # Ctrl-C reaches the whole process group; the server shuts its workers down itself, after
+    # draining, so a worker that died of it first would fail the in-flight exports.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = Preparer(config)
 
 
