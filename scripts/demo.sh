@@ -35,7 +35,11 @@ export LLMREL_LOG_FORMAT="${LLMREL_LOG_FORMAT:-console}"
 # Drift detectors judge a stream after 60 calls here instead of 300, so the degradation this demo
 # switches on shows in its first report (see scripts/demo-rules.yaml).
 export LLMREL_RULES_FILE="${LLMREL_RULES_FILE:-$PWD/scripts/demo-rules.yaml}"
-.venv/bin/llmrel serve --grpc-endpoint "127.0.0.1:$GRPC_PORT" --http-endpoint "127.0.0.1:$HTTP_PORT" \
+# In a session of its own (where setsid exists), so Ctrl-C reaches the demo apps first and llmrel still
+# receives the spans they flush on the way out; the trap then stops it.
+detach=()
+if command -v setsid >/dev/null; then detach=(setsid); fi
+"${detach[@]}" .venv/bin/llmrel serve --grpc-endpoint "127.0.0.1:$GRPC_PORT" --http-endpoint "127.0.0.1:$HTTP_PORT" \
   >llmrel-data/serve.log 2>&1 &
 SERVE_PID=$!
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need (venv, packages, the OpenTelemetry Collector built with ocb,
-# cached), lint, then run the whole test suite.
+# Install everything the tests need (venv, packages, the OpenTelemetry Collector built with ocb, the
+# npm/Maven packages of the polyglot tests; all cached), lint, then run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
@@ -8,5 +8,8 @@ if [ -x scripts/build-collector.sh ]; then
   LLMREL_OTELCOL="$(./scripts/build-collector.sh | tail -n 1)"
   export LLMREL_OTELCOL
 fi
+# npm and Maven packages of the Node.js and Java capture tests (tests/polyglot/), cached.
+./scripts/polyglot-deps.sh node >/dev/null
+./scripts/polyglot-deps.sh java >/dev/null
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -75,6 +75,6 @@ def test_rendered_report_shows_unknown_costs_and_is_not_cut_off_the_terminal(sto
     assert "cost unknown for 3 calls (2 unpriced, 1 without usage)" in text
     finetune = next(line for line in text.splitlines() if "our-finetune" in line)
     assert finetune.split("│")[-3].strip() == "-"  # no call priced: no $0.0000
-    assert "gpt-4o-mini (served by gpt-4o-2024-08-06, gpt-4o-mini-2024-07-18)" in text
+    assert "* support-bot asked for gpt-4o-mini, answered by gpt-4o-2024-08-06, gpt-4o-mini-2024-07-18" in text
     assert 'stream_options={"include_usage": true}' in text
     assert "…" not in text

@@ -132,27 +132,26 @@ def render_report(data: dict[str, Any]) -> None:
         table.add_column(col, justify="left" if col in ("service", "model") else "right")
     for r in data["by_service_model"]:
         ttft, row_cost = r["ttft_p50_ms"], r["cost_usd"]
-        table.add_row(r["service"], _model_cell(r), str(r["calls"]), f"{100 * r['error_rate']:.1f}",
+        swapped = len(r.get("response_models") or []) > 1
+        table.add_row(r["service"], (r["model"] or "-") + (" *" if swapped else ""), str(r["calls"]),
+                      f"{100 * r['error_rate']:.1f}",
                       f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p99_ms']}",
                       "-" if ttft is None or ttft != ttft else f"{ttft}",
                       str(r["input_tokens"]), str(r["output_tokens"]),
                       "-" if row_cost is None else f"{row_cost:.4f}",
                       str(r.get("cost_unknown_calls", r["unpriced_calls"])))
     console.print(table)
+    for r in data["by_service_model"]:
+        if len(r.get("response_models") or []) > 1:
+            console.print(f"* {r['service']} asked for {r['model']}, answered by {', '.join(r['response_models'])}",
+                          highlight=False)
     for hint in _cost_hints(t):
-        console.print(hint)
+        console.print(hint, highlight=False)
     findings = data.get("findings")
     if findings:
         from llmrel.analyzers.report import render_findings_summary
 
         render_findings_summary(console, findings)
-
-
-def _model_cell(row: dict[str, Any]) -> str:
-    """The requested model; the models that answered when there were several (a silent swap)."""
-    served = row.get("response_models") or []
-    model = row["model"] or "-"
-    return f"{model} (served by {', '.join(served)})" if len(served) > 1 else model
 
 
 def _cost_hints(totals: dict[str, Any]) -> list[str]:
