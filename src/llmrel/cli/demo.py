@@ -97,10 +97,12 @@ def _wait_with_progress(children: list[subprocess.Popen[bytes]], state: Callable
         if now >= next_report:
             next_report += _PROGRESS_EVERY_S
             outcomes = snapshot["requests"]
-            answered = sum(outcomes.values())
+            if not outcomes:
+                typer.echo(f"[{now:5.1f} s] the demo apps are starting (OpenTelemetry instruments them first)")
+                continue
             detail = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
-            typer.echo(f"[{now:5.1f} s] {answered} LLM requests answered ({detail}); the apps send {calls} "
-                       "requests, some with two calls and retries")
+            typer.echo(f"[{now:5.1f} s] {sum(outcomes.values())} LLM requests answered ({detail}); the apps send "
+                       f"{calls} requests, some with two calls and retries")
     return [child.wait() for child in children]
 
 
