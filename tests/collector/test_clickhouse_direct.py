@@ -88,8 +88,8 @@ def test_llmrel_analyze_turns_exporter_rows_into_llm_calls_and_findings(tmp_path
         "findings": "SELECT DISTINCT RuleId, TraceId, SpanId FROM llm_findings FINAL",
     })
     assert rows["calls"] == [
-        ["0000000000000002", "openai", "gpt-4o-mini-2024-07-18", 120, 40, "Unset", "", "priced"],
-        ["0000000000000004", "openai", "gpt-4o-mini-2024-07-18", 3000, 900, "Error", "RateLimitError", "priced"],
+        ["0000000000000002", "openai", "gpt-4o-mini", 120, 40, "Unset", "", "priced"],
+        ["0000000000000004", "openai", "gpt-4o-mini", 3000, 900, "Error", "RateLimitError", "priced"],
     ]
     assert rows["calls_final"] == [[2]]
     assert ["call-error", f"{2:032x}", "0000000000000004"] in rows["findings"]
