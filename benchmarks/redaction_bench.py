@@ -34,9 +34,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from instrumentation_overhead import measure_hooks, percentile  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 
-from instrumentation_overhead import measure_hooks, percentile  # noqa: E402
 from llmrel_core.redaction import redact, scan  # noqa: E402
 from llmrel_instrumentation.config import ContentPolicy  # noqa: E402
 from llmrel_instrumentation.content import prepare_span  # noqa: E402
@@ -59,7 +59,7 @@ def quality(redact_fn: Redact, scan_fn: Callable[[str], list[str]] | None) -> di
               if secret in redact_fn(text)[0] or (scan_fn is not None and kind not in scan_fn(text))]
     flagged = [text for _, text in NEGATIVES if redact_fn(text)[1]]
     by_kind: dict[str, list[int]] = {}
-    for text, kind, secret in POSITIVES:
+    for text, kind, _ in POSITIVES:
         by_kind.setdefault(kind, [0, 0])[1] += 1
         by_kind[kind][0] += text not in missed
     return {"positives": len(POSITIVES), "negatives": len(NEGATIVES),
