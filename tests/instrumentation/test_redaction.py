@@ -73,10 +73,19 @@ def test_content_keys() -> None:
 
 
 def test_clean_text_is_cheap() -> None:
-    """Text with nothing to redact passes the pre-checks only (a generous bound: 1 KB in < 200 µs)."""
-    text = json.dumps([{"role": "user", "content": "Summarize the refund policy for order 5521, please. " * 18}])
-    seconds = min(timeit.repeat(lambda: redact(text), number=200, repeat=3)) / 200
-    assert seconds < 200e-6
+    """Text with nothing to redact passes the gates only: no rule's pattern runs on it, and the whole call
+    costs a small multiple of decoding and encoding the same JSON (measured in the same run, so a busy
+    machine slows both)."""
+    from llmrel_core.redaction import RULES
+    from llmrel_core.redaction.engine import Probe
+
+    content = "Summarize the refund policy for order 5521, please. " * 18
+    text = json.dumps([{"role": "user", "content": content}])
+    probe = Probe(content)
+    assert [rule.label for rule in RULES if rule.gate(probe)] == []
+    redaction = min(timeit.repeat(lambda: redact(text), number=200, repeat=5))
+    json_round_trip = min(timeit.repeat(lambda: json.dumps(json.loads(text)), number=200, repeat=5))
+    assert redaction < 30 * json_round_trip
 
 
 @pytest.mark.parametrize("text, label", [

@@ -24,11 +24,11 @@ KINDS: tuple[str, ...] = (
 
 
 def _contains(*needles: str) -> Gate:
-    return lambda probe: any(needle in probe.text for needle in needles)
+    return lambda probe: any(map(probe.text.__contains__, needles))
 
 
 def _contains_folded(*needles: str) -> Gate:
-    return lambda probe: any(needle in probe.folded for needle in needles)
+    return lambda probe: any(map(probe.folded.__contains__, needles))
 
 
 def _digits(run: int, *shapes: bytes) -> Gate:
