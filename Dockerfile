@@ -12,13 +12,16 @@ COPY otlp-receiver/src ./otlp-receiver/src
 COPY analyzers/src ./analyzers/src
 COPY grafana/src ./grafana/src
 COPY schemas ./schemas
+COPY core ./core
 COPY instrumentation ./instrumentation
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ./instrumentation .
+# llmrel names llmrel-core and llmrel-instrumentation by path (`file:///src/...`): install into a
+# virtual environment here and copy it, rather than wheels that would need /src in the final image.
+RUN python -m venv /opt/llmrel && /opt/llmrel/bin/pip install --no-cache-dir .
 
 FROM python:3.11.14-slim-bookworm
 RUN useradd --system --uid 10001 --home-dir /var/lib/llmrel --create-home llmrel
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels llmrel && rm -rf /wheels
+COPY --from=build /opt/llmrel /opt/llmrel
+ENV PATH=/opt/llmrel/bin:$PATH
 USER llmrel
 WORKDIR /var/lib/llmrel
 ENV LLMREL_CLICKHOUSE_URL=chdb:///var/lib/llmrel/data \

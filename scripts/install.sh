@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (Python >= 3.11) and install llmrel (server + app instrumentation) with test extras.
+# Create .venv (Python >= 3.11) and install llmrel (core, server, app instrumentation) with test extras.
 # Re-running is cheap: pip skips what is already satisfied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,4 +8,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ./instrumentation -e ".[test]"
+# `llmrel` names `llmrel-core` and `llmrel-instrumentation` as path dependencies (`name @ file:///…`), which
+# pip will not also take as editable in one command: resolve and install everything, then switch the
+# three local packages to editable installs for development.
+.venv/bin/python -m pip install --quiet ".[test]"
+.venv/bin/python -m pip install --quiet --no-deps -e ./core -e ./instrumentation -e .

@@ -50,3 +50,17 @@ def test_all_outside_conditional_all_is_rejected():
 def test_alert_queries_get_no_frontend_expansion():
     with pytest.raises(ValueError, match="conditionalAll"):
         expand_macros("$__conditionalAll(s = 1, $s)", FROM_MS, TO_MS, 30, None)
+
+
+def test_percentencode_is_encode_uri_component_strict():
+    """`encodeURIComponent` plus `!'()*` (Grafana's `encodeURIComponentStrict`); a selection is `{a,b}` encoded."""
+    assert expand_macros("${v:percentencode}", FROM_MS, TO_MS, 30, {"v": "a b'()*!~._-\\é"}) == (
+        "a%20b%27%28%29%2A%21~._-%5C%C3%A9")
+    assert expand_macros("${v:percentencode}", FROM_MS, TO_MS, 30, {"v": ["a", "b,c"]}) == "%7Ba%2Cb%2Cc%7D"
+
+
+def test_conditional_all_splits_arguments_like_the_plugin_even_inside_quotes():
+    """The plugin's `getMacroArgs` counts a comma inside a literal: a condition must not have one at depth 1."""
+    sql = "$__conditionalAll(s = 'a,b', $s)"
+    with pytest.raises(ValueError, match="2 arguments"):
+        expand_macros(sql, FROM_MS, TO_MS, 30, {"s": ["x"]})

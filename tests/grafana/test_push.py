@@ -3,14 +3,17 @@ checks each call against Grafana's documented API (a Grafana server cannot run o
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from grafana_client import GrafanaApi
 from typer.testing import CliRunner
 
 from llmrel.cli import app
 from llmrel.grafana.alerts import AlertSettings
+from llmrel.grafana.cli import grafana_app, push_command
 from llmrel.grafana.provisioning import build_bundle
-from llmrel.grafana.push import ClickHouseConnection, push
+from llmrel.grafana.push import READ_ONLY_USER, ClickHouseConnection, push
 from tests.grafana.fake_grafana import FakeGrafana
 
 TOKEN = "glsa_test_token"
@@ -108,3 +111,13 @@ def test_force_rewrites_and_the_cli_drives_a_push(grafana, monkeypatch):
     forced = runner.invoke(app, [*args, "--force"])
     assert forced.exit_code == 0 and forced.output.count("updated") == 1 + 1 + 5 + 1 + 3 + 3
     assert grafana.errors == []
+
+
+def test_push_defaults_to_a_read_only_user():
+    """The datasource's user runs every viewer's SQL: `grafana` (read-only, documented), not `default`."""
+    assert ClickHouseConnection(host="h").username == READ_ONLY_USER == "grafana"
+    assert inspect.signature(push_command).parameters["ch_user"].default == READ_ONLY_USER
+    # Grafana's URL is a closed loopback port: the warning comes before any request.
+    result = CliRunner().invoke(grafana_app, ["push", "--url", "http://127.0.0.1:9", "--token", "t", "--ch-host", "h",
+                                              "--ch-user", "default"])
+    assert "read-only user" in result.output

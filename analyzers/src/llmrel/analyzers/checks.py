@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from types import MappingProxyType
 from typing import Any
 
 import jsonschema
@@ -23,10 +24,10 @@ from simpleeval import EvalWithCompoundTypes
 
 from llmrel.analyzers.callfields import NUMBER_FIELDS, STATUS_ERROR, empty_call, expression_names, is_refusal
 from llmrel.analyzers.pii import compile_scanner
+from llmrel.analyzers.userregex import MAX_SCAN_CHARS, compile_user_regex
 from llmrel.model import LlmCall
 
 SKIP: Any = object()
-MAX_SCAN_CHARS = 200_000  # PII scanning stops here: bounded time per call whatever the output size
 _JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
 _DECLARED_JSON_KEYS = ("gen_ai.output.type", "gen_ai.request.response_format", "llm.response_format")
 
@@ -124,7 +125,7 @@ def _json_schema(params: dict[str, Any]) -> Check:
 
 
 def _regex(params: dict[str, Any]) -> Check:
-    pattern = re.compile(params["pattern"], re.IGNORECASE if params["ignore_case"] else 0)
+    pattern = compile_user_regex(params["pattern"], params["ignore_case"])
     field, must_match = params["field"], params["must"] == "match"
     content = field in ("output_text", "input_text")
 
@@ -132,7 +133,7 @@ def _regex(params: dict[str, Any]) -> Check:
         text = getattr(call, field)
         if content and not text:
             return SKIP
-        found = pattern.search(text) is not None
+        found = pattern.search(text[:MAX_SCAN_CHARS]) is not None
         if found == must_match:
             return None
         verb = "does not match" if must_match else "matches"
@@ -166,12 +167,12 @@ def _not_empty(params: dict[str, Any]) -> Check:
 
 
 def _no_refusal(params: dict[str, Any]) -> Check:
-    extra = re.compile(params["pattern"], re.IGNORECASE) if params.get("pattern") else None
+    extra = compile_user_regex(params["pattern"], ignore_case=True) if params.get("pattern") else None
 
     def check(call: LlmCall, facts: CallFacts) -> Violation | None:
         if not call.output_text:
             return SKIP
-        if facts.refusal or (extra is not None and extra.search(call.output_text)):
+        if facts.refusal or (extra is not None and extra.search(call.output_text[:MAX_SCAN_CHARS])):
             return Violation(None, None, "output is a refusal")
         return None
     return check
@@ -220,18 +221,36 @@ def _model_allowed(params: dict[str, Any]) -> Check:
 
 
 _MAX_EXPONENT = 64
+_MAX_POWER_BITS = 4096
+
+# Attributes an expression may use, by type: reading and comparing only. Nothing that builds a value
+# larger than its input (`'a'.ljust(10**8)` allocated 100 MB per call), formats, or reaches objects.
+_STR_METHODS = frozenset({
+    "lower", "upper", "casefold", "strip", "lstrip", "rstrip", "startswith", "endswith", "count", "find",
+    "rfind", "index", "rindex", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "isnumeric",
+    "isdecimal", "removeprefix", "removesuffix", "title", "capitalize", "swapcase",
+})
+_MAPPING_METHODS = frozenset({"get", "keys", "values", "items"})
+_ALLOWED_ATTRS: dict[type | None, set[str]] = {
+    str: set(_STR_METHODS), dict: set(_MAPPING_METHODS), MappingProxyType: set(_MAPPING_METHODS),
+    list: {"count", "index"}, tuple: {"count", "index"},
+}
 
 
 def _bounded_power(base: Any, exponent: Any) -> Any:
-    """`**` with a small exponent cap: rule expressions compare fields, they do not need 9**3999999."""
+    """`**` with small bounds: rule expressions compare fields, they do not need 9**3999999 or (10**64)**64."""
     if isinstance(exponent, int | float) and abs(exponent) > _MAX_EXPONENT:
         raise ValueError(f"exponent above {_MAX_EXPONENT}")
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 \
+            and abs(base).bit_length() * exponent > _MAX_POWER_BITS:
+        raise ValueError(f"result above {_MAX_POWER_BITS} bits")
     return base**exponent
 
 
 def _evaluator() -> EvalWithCompoundTypes:
     evaluator = EvalWithCompoundTypes(functions={"len": len, "abs": abs, "min": min, "max": max,
-                                                 "lower": str.lower, "contains": lambda text, part: part in text})
+                                                 "lower": str.lower, "contains": lambda text, part: part in text},
+                                      allowed_attrs=_ALLOWED_ATTRS)
     evaluator.operators = {**evaluator.operators, ast.Pow: _bounded_power}
     # No comprehensions: a rule over one call has nothing to iterate that needs them, and
     # nested ones are how an expression multiplies its cost.

@@ -12,6 +12,7 @@ from typing import Any
 
 from llmrel.analyzers.callfields import NUMBER_FIELDS, SCOPE_KEYS, TEXT_FIELDS
 from llmrel.analyzers.pii import PII_KINDS
+from llmrel.analyzers.userregex import regex_problem
 
 BUDGET_METRICS = ("cost_usd", "input_tokens", "output_tokens", "total_tokens", "calls")
 TRACE_COUNTS = ("calls", "retries", "tool_calls", "errors")
@@ -99,14 +100,20 @@ def subset_of(*allowed: str) -> Checker:
 
 
 def as_regex(value: Any) -> tuple[Any, str | None]:
+    """A pattern for RE2 (linear-time matching), at most `userregex.MAX_PATTERN_CHARS` long."""
+    _, problem = as_str(value)
+    return (value, problem) if problem else (value, regex_problem(value))
+
+
+MAX_EXPRESSION_CHARS = 2_000
+
+
+def as_expression(value: Any) -> tuple[Any, str | None]:
     _, problem = as_str(value)
     if problem:
         return value, problem
-    try:
-        re.compile(value)
-    except re.error as exc:
-        return value, f"invalid regular expression: {exc}"
-    return value, None
+    return (value, None) if len(value) <= MAX_EXPRESSION_CHARS else (
+        value, f"expression longer than {MAX_EXPRESSION_CHARS} characters")
 
 
 # kind -> {param: (checker, required, default)}
@@ -123,7 +130,7 @@ PARAMS: dict[str, dict[str, tuple[Checker, bool, Any]]] = {
                "max": (as_number, False, None)},
     "model_allowed": {"models": (as_str_list, True, None),
                       "field": (one_of("response_model", "model", "request_model"), False, "response_model")},
-    "expression": {"expr": (as_str, True, None)},
+    "expression": {"expr": (as_expression, True, None)},
     "no_error": {},
     "trace_limit": {"count": (one_of(*TRACE_COUNTS), True, None), "max": (as_count, True, None),
                     "idle": (as_duration, False, 900)},

@@ -64,6 +64,16 @@ class AlertSpec:
 
 GROUP_INTERVALS_S = {"llmrel-quality": 60, "llmrel-service": 60, "llmrel-cost": 300}
 
+def label(name: str) -> str:
+    """A query label in an annotation template, its control characters replaced by spaces.
+
+    Label values are service, model and rule names that senders choose; a line break in one
+    could forge lines (`Runbook: …`) in every message. Slack-significant characters are escaped
+    by the Slack message template (`notifications.py`).
+    """
+    return f'{{{{ reReplaceAll "[[:cntrl:]]+" " " $labels.{name} }}}}'
+
+
 _CALLS = "FROM llm_calls FINAL WHERE $__timeFilter(Timestamp)"
 _FINDINGS = "FROM llm_findings FINAL WHERE $__timeFilter(EventTime)"
 
@@ -79,7 +89,7 @@ def alert_specs(s: AlertSettings) -> list[AlertSpec]:
              f"(SELECT ServiceName AS service, count() AS calls {_CALLS} GROUP BY service "
              f"HAVING calls >= {s.min_calls}) AS c USING (service)"),
             900, "gt", s.violation_rate, "5m", "warning",
-            "{{ $labels.rule }} violated by {{ humanizePercentage $values.B.Value }} of {{ $labels.service }} calls",
+            f"{label('rule')} violated by {{{{ humanizePercentage $values.B.Value }}}} of {label('service')} calls",
             f"More than {s.violation_rate:.0%} of the service's LLM calls in the last 15 minutes broke the rule.",
             "alert-invariant-violation-rate", QUALITY_UID, "Invariant violation rate by rule"),
         AlertSpec(
@@ -87,7 +97,7 @@ def alert_specs(s: AlertSettings) -> list[AlertSpec]:
             ("SELECT ServiceName AS service, Model AS model, Operation AS operation, Metric AS metric, "
              f"count() AS drift_findings {_FINDINGS} AND Kind = 'drift' GROUP BY service, model, operation, metric"),
             600, "gt", 0, "0s", "warning",
-            "{{ $labels.metric }} drifted for {{ $labels.service }}/{{ $labels.model }}/{{ $labels.operation }}",
+            f"{label('metric')} drifted for {label('service')}/{label('model')}/{label('operation')}",
             "The drift analyzer found a lasting shift of this metric in the last 10 minutes.",
             "alert-drift-detected", DRIFT_UID, "What moved"),
         AlertSpec(
@@ -95,7 +105,7 @@ def alert_specs(s: AlertSettings) -> list[AlertSpec]:
             (f"SELECT ServiceName AS service, countIf(StatusCode = 'Error') / count() AS error_rate {_CALLS} "
              f"GROUP BY service HAVING count() >= {s.min_calls}"),
             600, "gt", s.error_rate, "5m", "critical",
-            "{{ $labels.service }}: {{ humanizePercentage $values.B.Value }} of LLM calls fail",
+            f"{label('service')}: {{{{ humanizePercentage $values.B.Value }}}} of LLM calls fail",
             f"More than {s.error_rate:.0%} of the service's LLM calls ended in an error over 10 minutes.",
             "alert-error-rate", OVERVIEW_UID, "Error rate by service"),
         AlertSpec(
@@ -103,7 +113,7 @@ def alert_specs(s: AlertSettings) -> list[AlertSpec]:
             (f"SELECT ServiceName AS service, Model AS model, quantile(0.99)(Duration) / 1e6 AS p99_ms {_CALLS} "
              f"GROUP BY service, model HAVING count() >= {s.min_calls}"),
             900, "gt", s.latency_p99_slo_ms, "10m", "warning",
-            "{{ $labels.service }}/{{ $labels.model }} p99 latency {{ humanize $values.B.Value }} ms",
+            f"{label('service')}/{label('model')} p99 latency {{{{ humanize $values.B.Value }}}} ms",
             f"The 99th percentile of LLM call latency over 15 minutes is above the {s.latency_p99_slo_ms:g} ms SLO.",
             "alert-latency-p99-slo", OVERVIEW_UID, "Latency p50 / p95 / p99"),
         AlertSpec(
@@ -135,7 +145,7 @@ def alert_specs(s: AlertSettings) -> list[AlertSpec]:
             (f"SELECT Model AS model, count() AS unpriced_calls {_CALLS} AND CostStatus = 'unpriced' "
              "GROUP BY model"),
             3600, "gt", 0, "15m", "warning",
-            "{{ $values.B.Value }} calls to {{ $labels.model }} have no price",
+            f"{{{{ $values.B.Value }}}} calls to {label('model')} have no price",
             "Calls to this model carry tokens but no cost: spend figures and budget alerts undercount.",
             "alert-unpriced-spend", OVERVIEW_UID, "Calls of unknown cost by model"),
     ]

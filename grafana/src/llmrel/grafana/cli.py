@@ -48,7 +48,9 @@ def push_command(
     ch_port: Annotated[int, typer.Option(envvar="LLMREL_CH_PORT")] = 9000,
     ch_protocol: Annotated[str, typer.Option(envvar="LLMREL_CH_PROTOCOL", help="native or http.")] = "native",
     ch_secure: Annotated[bool, typer.Option(envvar="LLMREL_CH_SECURE", help="TLS to ClickHouse.")] = False,
-    ch_user: Annotated[str, typer.Option(envvar="LLMREL_CH_USER")] = "default",
+    ch_user: Annotated[str, typer.Option(envvar="LLMREL_CH_USER", help=(
+        "ClickHouse user for the datasource: a read-only one (`readonly = 1`, SELECT on llmrel's "
+        "database). Dashboard viewers run SQL as this user."))] = "grafana",
     ch_password: Annotated[str, typer.Option(envvar="LLMREL_CH_PASSWORD")] = "",
     ch_database: Annotated[str, typer.Option(envvar="LLMREL_CH_DATABASE")] = "default",
     slack_url: Annotated[str, typer.Option(envvar="LLMREL_SLACK_WEBHOOK_URL")] = "",
@@ -67,6 +69,9 @@ def push_command(
     from llmrel.grafana.provisioning import build_bundle
     from llmrel.grafana.push import ClickHouseConnection, push
 
+    if ch_user == "default":
+        typer.echo("warning: the datasource signs in as ClickHouse's `default` user, which can usually write and "
+                   "drop tables; give Grafana a read-only user (grafana/README.md)", err=True)
     values = dict(zip((r.env for r in RECEIVERS), (slack_url, pagerduty_key, webhook_url), strict=True))
     bundle = build_bundle(_settings(daily_budget_usd, latency_slo_ms, error_rate, violation_rate, folder), values)
     connection = ClickHouseConnection(host=ch_host, port=ch_port, protocol=ch_protocol, secure=ch_secure,

@@ -15,6 +15,7 @@ from llmrel.grafana.panels import (
     assemble,
     data_table,
     single_stat,
+    sql_string,
     target,
     time_series,
     variable_filter,
@@ -26,6 +27,10 @@ OVERVIEW_UID = "llmrel-overview"
 COST_UID = "llmrel-cost"
 
 CALLS_WHERE = f"FROM llm_calls FINAL WHERE $__timeFilter(Timestamp) AND {variable_filter()}"
+# Text-box variables, read as values whatever a viewer types or puts in `?var-…=`: a budget that is
+# not a number is NULL, a trace id is compared as text.
+DAILY_BUDGET = f"toFloat64OrNull({sql_string('daily_budget_usd')})"
+TRACE_ID = f"lower(trimBoth({sql_string('trace_id')}))"
 SERIES_TAIL = "GROUP BY time ORDER BY time"
 
 
@@ -97,7 +102,7 @@ def cost_impact(findings_cost: list[tuple[str, str]]) -> dash.Dashboard:
     grid.add(single_stat("Daily run rate", f"SELECT {run_rate} AS daily_run_rate_usd {CALLS_WHERE}",
                          "currencyUSD", "Spend over the range, scaled to 24 hours."), w=6, h=4)
     grid.add(single_stat("Budget burn", (
-        f"SELECT {run_rate} / ${{daily_budget_usd}} AS budget_burn {CALLS_WHERE}"), "percentunit",
+        f"SELECT {run_rate} / {DAILY_BUDGET} AS budget_burn {CALLS_WHERE}"), "percentunit",
         "Daily run rate as a share of the daily budget; above 100% the budget runs out before the day ends."),
         w=6, h=4)
     grid.add(single_stat("Cost of failed calls", (
@@ -107,7 +112,7 @@ def cost_impact(findings_cost: list[tuple[str, str]]) -> dash.Dashboard:
                          "currencyUSD"), w=12, h=8)
     grid.add(time_series("Cumulative spend against the daily budget", (
         "SELECT time, sum(cost_usd) OVER (ORDER BY time) AS cumulative_usd, "
-        "${daily_budget_usd} AS daily_budget_usd FROM ("
+        f"{DAILY_BUDGET} AS daily_budget_usd FROM ("
         f"SELECT $__timeInterval(Timestamp) AS time, sum(ifNull(CostUSD, 0)) AS cost_usd {CALLS_WHERE} "
         f"{SERIES_TAIL}) ORDER BY time"), "currencyUSD"), w=12, h=8)
     for title, column in (("Spend by feature", "Feature"), ("Spend by tenant", "Tenant")):
@@ -124,7 +129,7 @@ def cost_impact(findings_cost: list[tuple[str, str]]) -> dash.Dashboard:
                     grid, extra_variables=[budget_variable()])
 
 
-_TRACE_SQL = """WITH '${trace_id}' AS trace_id,
+_TRACE_SQL = f"""WITH {TRACE_ID} AS trace_id,
   (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_start,
   (SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_end
 SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, ServiceName AS serviceName,
@@ -149,7 +154,7 @@ def trace_drilldown() -> dash.Dashboard:
         "Model AS model, Duration / 1e6 AS duration_ms, TimeToFirstToken / 1e6 AS ttft_ms, "
         "InputTokens AS input_tokens, OutputTokens AS output_tokens, CostUSD AS cost_usd, "
         "StatusCode AS status, ErrorType AS error_type, FinishReason AS finish_reason "
-        "FROM llm_calls FINAL WHERE TraceId = '${trace_id}' ORDER BY time")), w=24, h=8)
+        f"FROM llm_calls FINAL WHERE TraceId = {TRACE_ID} ORDER BY time")), w=24, h=8)
     grid.add(data_table("Traces with failing or slow LLM calls", (
         "SELECT TraceId AS trace_id, min(Timestamp) AS start, any(ServiceName) AS service, count() AS calls, "
         "countIf(StatusCode = 'Error') AS errors, max(Duration) / 1e6 AS slowest_ms, "

@@ -16,6 +16,8 @@ from llmrel.grafana.panels import (
     assemble,
     data_table,
     single_stat,
+    sql_string,
+    sql_values,
     target,
     time_series,
     variable_filter,
@@ -27,7 +29,8 @@ DRIFT_UID = "llmrel-drift"
 
 FINDING_FILTERS = {"service": "ServiceName", "model": "Model", "feature": "Feature", "tenant": "Tenant"}
 _ENVIRONMENT = ("$__conditionalAll(TraceId IN (SELECT TraceId FROM llm_calls WHERE $__timeFilter(Timestamp) "
-                "AND Environment IN (${environment:singlequote})), $environment)")
+                f"AND has({sql_values('environment')}, Environment)), $environment)")
+DRIFT_METRIC = sql_string("drift_metric")
 FINDINGS_WHERE = (f"FROM llm_findings FINAL WHERE $__timeFilter(EventTime) AND "
                   f"{variable_filter(FINDING_FILTERS)} AND {_ENVIRONMENT}")
 INVARIANTS_WHERE = f"{FINDINGS_WHERE} AND Kind = 'invariant'"
@@ -104,7 +107,7 @@ def drift_metric_variable() -> dash.CustomVariable:
 def _drift_annotation(panel_ids: list[int]) -> dash.AnnotationQuery:
     sql = ("SELECT EventTime AS time, concat(RuleId, ': ', Metric, ' of ', ServiceName, '/', Model, '/', "
            "Operation, ' moved from ', toString(round(Expected, 4)), ' to ', toString(round(Observed, 4))) AS text, "
-           f"[RuleId, Metric, ServiceName, Model] AS tags {DRIFT_WHERE} AND Metric = '${{drift_metric}}' "
+           f"[RuleId, Metric, ServiceName, Model] AS tags {DRIFT_WHERE} AND Metric = {DRIFT_METRIC} "
            "ORDER BY time")
     return (dash.AnnotationQuery().name("Drift").datasource(DATASOURCE_REF).enable(True)
             .icon_color("red").target(target(sql, ref_id="Anno"))  # type: ignore[arg-type]
@@ -119,7 +122,7 @@ def drift() -> dash.Dashboard:
         "Distinct service/model/operation/metric streams with a drift finding."), w=8, h=4)
     grid.add(single_stat("Spend since drift onset", f"SELECT sum(CostUSD) AS cost_usd {DRIFT_WHERE}", "currencyUSD",
                          "Spend of the drifting streams' calls since each shift began."), w=8, h=4)
-    metric = "multiIf(" + ", ".join(f"'${{drift_metric}}' = '{name}', {expr}"
+    metric = "multiIf(" + ", ".join(f"{DRIFT_METRIC} = '{name}', {expr}"
                                     for name, expr in DRIFT_METRIC_SQL.items()) + ", NULL)"
     chart_id = grid.add(time_series("${drift_metric} by stream", (
         "SELECT $__timeInterval(Timestamp) AS time, concat(ServiceName, '/', Model, '/', Operation) AS stream, "

@@ -4,8 +4,10 @@ Two stages, in the plugin's order:
 
 1. Frontend (dashboards only): `$__conditionalAll(condition, $var)` becomes `1=1` when the
    variable is `$__all` or empty, else `condition` (`CHDatasource.applyConditionalAll`, applied
-   last occurrence first); then Grafana's template service replaces `$var`, `${var}` and
-   `${var:singlequote}`. Alert rules skip this stage, so alert SQL must contain neither.
+   last occurrence first; its argument split counts parentheses and commas even inside quotes);
+   then Grafana's template service replaces `$var`, `${var}` and `${var:format}` for the formats
+   `percentencode`, `singlequote`, `sqlstring`, `raw`, `csv` (`formatRegistry.ts` of Grafana and
+   grafana/scenes). Alert rules skip this stage, so alert SQL must contain neither.
 2. Backend (`pkg/macros/macros.go` of grafana-clickhouse-datasource): the time-range macros.
    Times are whole seconds (`time.Unix()`, truncating), `$__interval_s` is at least 1.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 ALL = "$__all"
 
@@ -27,18 +30,22 @@ _BACKEND_MACRO = re.compile(r"\$__(\w+)")
 VariableValue = str | Sequence[str]
 
 
-def _macro_args(sql: str, open_paren: int) -> tuple[list[str], int]:
-    """Comma-separated arguments of a macro call whose `(` is at `open_paren`, and the index after `)`."""
+def _macro_args(sql: str, open_paren: int, quotes: bool = True) -> tuple[list[str], int]:
+    """Comma-separated arguments of a macro call whose `(` is at `open_paren`, and the index after `)`.
+
+    With `quotes=False`, parentheses and commas inside string literals count too, as in the
+    plugin's frontend `getMacroArgs`.
+    """
     depth, args, start = 0, [], open_paren + 1
-    quote: str | None = None
+    quote_char: str | None = None
     for i in range(open_paren, len(sql)):
         char = sql[i]
-        if quote:
-            if char == quote and sql[i - 1] != "\\":
-                quote = None
+        if quote_char:
+            if char == quote_char and sql[i - 1] != "\\":
+                quote_char = None
             continue
-        if char in "'\"`":
-            quote = char
+        if quotes and char in "'\"`":
+            quote_char = char
         elif char == "(":
             depth += 1
         elif char == ")":
@@ -61,7 +68,7 @@ def apply_conditional_all(sql: str, variables: Mapping[str, VariableValue]) -> s
     """The plugin's frontend `$__conditionalAll` step."""
     index = sql.rfind(_CONDITIONAL_ALL)
     while index != -1:
-        args, end = _macro_args(sql, index + len(_CONDITIONAL_ALL) - 1)
+        args, end = _macro_args(sql, index + len(_CONDITIONAL_ALL) - 1, quotes=False)
         if len(args) != 2:
             raise ValueError(f"$__conditionalAll takes 2 arguments, got {args}")
         condition, variable = args
@@ -75,8 +82,12 @@ def _format_value(name: str, value: VariableValue, fmt: str | None) -> str:
     values = [value] if isinstance(value, str) else list(value)
     if _is_all(value):
         raise ValueError(f"variable ${name} is 'All' outside $__conditionalAll: its expansion depends on options")
+    if fmt == "percentencode":  # encodeURIComponent + `!'()*`: RFC 3986 unreserved characters only
+        return quote("{" + ",".join(values) + "}" if not isinstance(value, str) else value, safe="")
     if fmt == "singlequote":
         return ",".join("'" + v.replace("'", "\\'") + "'" for v in values)
+    if fmt == "sqlstring":
+        return ",".join("'" + v.replace("'", "''").replace('"', '\\"') + "'" for v in values)
     if fmt is None and not isinstance(value, str):
         # The datasource's own formatter quotes multi-value selections: 'a','b'.
         return "'" + "','".join(values) + "'"

@@ -15,15 +15,26 @@ from grafana_foundation_sdk.models import alerting as am
 
 TEMPLATE_NAME = "llmrel"
 # No `$` in the template: file provisioning would read it as an environment variable.
+# Summaries carry sender-chosen names (control characters already replaced in the rule's template);
+# Slack reads `<…>` as links and mentions (`<!channel>`, `<https://…|text>`) and `&` as an entity,
+# so its message escapes the three characters as Slack documents.
 TEMPLATE = """{{ define "llmrel.title" }}[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}{{ end }}
 {{ define "llmrel.message" }}{{ range .Alerts }}{{ .Annotations.summary }}
 {{ .Annotations.description }}
+Runbook: {{ .Annotations.runbook_url }}
+{{ if .DashboardURL }}Dashboard: {{ .DashboardURL }}{{ end }}{{ if .PanelURL }} Panel: {{ .PanelURL }}{{ end }}
+{{ end }}{{ end }}
+{{ define "llmrel.slack.escape" }}{{ . | reReplaceAll "&" "&amp;" | reReplaceAll "<" "&lt;" \
+| reReplaceAll ">" "&gt;" }}{{ end }}
+{{ define "llmrel.slack.message" }}{{ range .Alerts }}{{ template "llmrel.slack.escape" .Annotations.summary }}
+{{ template "llmrel.slack.escape" .Annotations.description }}
 Runbook: {{ .Annotations.runbook_url }}
 {{ if .DashboardURL }}Dashboard: {{ .DashboardURL }}{{ end }}{{ if .PanelURL }} Panel: {{ .PanelURL }}{{ end }}
 {{ end }}{{ end }}"""
 
 _TITLE = '{{ template "llmrel.title" . }}'
 _MESSAGE = '{{ template "llmrel.message" . }}'
+_SLACK_MESSAGE = '{{ template "llmrel.slack.message" . }}'
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class Receiver:
 
 
 RECEIVERS: tuple[Receiver, ...] = (
-    Receiver("llmrel-slack", "slack", "LLMREL_SLACK_WEBHOOK_URL", "url", {"title": _TITLE, "text": _MESSAGE}),
+    Receiver("llmrel-slack", "slack", "LLMREL_SLACK_WEBHOOK_URL", "url", {"title": _TITLE, "text": _SLACK_MESSAGE}),
     Receiver("llmrel-pagerduty", "pagerduty", "LLMREL_PAGERDUTY_INTEGRATION_KEY", "integrationKey",
              {"severity": "critical", "summary": _TITLE, "class": "llmrel", "component": "llmrel"}),
     Receiver("llmrel-webhook", "webhook", "LLMREL_ALERT_WEBHOOK_URL", "url",

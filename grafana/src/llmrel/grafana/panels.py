@@ -29,9 +29,29 @@ CALL_FILTERS = {
 }
 
 
+def sql_string(var: str) -> str:
+    """A dashboard variable as a ClickHouse `String` expression that no value can break out of.
+
+    Grafana's SQL formats do not escape backslashes (`singlequote` turns `'` into `\\'`, `sqlstring`
+    into `''`), and ClickHouse reads `\\` as an escape, so `x\\') OR 1=1 --` would end the literal.
+    `percentencode` (RFC 3986, the same in Grafana's legacy and scenes template services) leaves only
+    `A-Z a-z 0-9 - _ . ~ %`, which is inert inside `'…'`; `decodeURLComponent` restores the value.
+    """
+    return f"decodeURLComponent('${{{var}:percentencode}}')"
+
+
+def sql_values(var: str) -> str:
+    """A multi-value variable as a ClickHouse `Array(String)`, safe like `sql_string`.
+
+    `percentencode` joins a selection as `{a,b}` before encoding it: the braces are removed and the
+    text split at commas (so a value that itself contains a comma matches nothing).
+    """
+    return f"splitByChar(',', replaceRegexpOne({sql_string(var)}, '^[{{](.*)[}}]$', '\\\\1'))"
+
+
 def variable_filter(columns: dict[str, str] = CALL_FILTERS) -> str:
     """`AND`-joined `$__conditionalAll` filters for the variables mapped to `columns`."""
-    return " AND ".join(f"$__conditionalAll({column} IN (${{{var}:singlequote}}), ${var})"
+    return " AND ".join(f"$__conditionalAll(has({sql_values(var)}, {column}), ${var})"
                         for var, column in columns.items())
 
 

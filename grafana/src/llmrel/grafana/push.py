@@ -25,15 +25,19 @@ _RULE_FIELDS = ("uid", "title", "condition", "data", "for", "noDataState", "exec
                 "annotations", "isPaused", "folderUID", "ruleGroup", "orgID")
 
 
+READ_ONLY_USER = "grafana"
+"""The ClickHouse user Grafana signs in as unless told otherwise: one with `readonly = 1` (see grafana/README.md)."""
+
+
 @dataclass(frozen=True)
 class ClickHouseConnection:
-    """How Grafana reaches the ClickHouse server llmrel writes to."""
+    """How Grafana reaches the ClickHouse server llmrel writes to (as a read-only user by default)."""
 
     host: str
     port: int = 9000
     protocol: str = "native"
     secure: bool = False
-    username: str = "default"
+    username: str = READ_ONLY_USER
     password: str = ""
     database: str = "default"
 

@@ -1,6 +1,6 @@
 """Server-side content policy (`LLMREL_CONTENT_POLICY`): `full` stores prompts and completions
-as received, `redacted` strips secrets and PII with the same rules and content keys the app-side
-package uses,
+as received, `redacted` strips secrets and PII with the one rule set of `llmrel_core.redaction`
+(the app-side exporter and `no_pii` use it too) and the app-side package's content keys,
 `off` stores no content at all (neither in `llm_calls` nor in `otel_traces` span attributes).
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llmrel.model import SpanRecord
-from llmrel_instrumentation.redaction import is_content_key, redact
+from llmrel_core.redaction import redact
+from llmrel_instrumentation.redaction import is_content_key
 
 SpanTransform = Callable[[SpanRecord], SpanRecord]
 
