@@ -35,7 +35,8 @@ def test_a_span_whose_redaction_raises_is_rejected_and_the_others_stored(make_re
     assert response.partial_success.rejected_spans == 1
     assert "content policy failed: RecursionError" in response.partial_success.error_message
     assert query("SELECT SpanId FROM otel_traces ORDER BY SpanId") == [(f"{2:016x}",), (f"{4:016x}",)]
-    stored = query("SELECT SpanAttributes['gen_ai.prompt.0.content'] FROM otel_traces WHERE SpanId = '0000000000000002'")
+    stored = query("SELECT SpanAttributes['gen_ai.prompt.0.content'] FROM otel_traces "
+                   "WHERE SpanId = '0000000000000002'")
     assert "ann@example.com" not in stored[0][0]
     assert query("SELECT count() FROM llm_calls") == [(2,)]
 
