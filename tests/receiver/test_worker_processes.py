@@ -9,10 +9,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf.internal.encoder import _VarintBytes
 
 from tests.instrumentation.serve import llmrel_serve
 from tests.otlp_builders import chat_span, request
+from tests.otlp_fuzz import field
 from tests.receiver.conftest import export_raw
 
 
@@ -51,9 +51,7 @@ def memory_mib(pid: int, field: str) -> float:
 
 def empty_spans(count: int) -> bytes:
     """A request of `count` empty spans: 2 bytes each on the wire, about 170 bytes each once parsed."""
-    spans = b"\x12\x00" * count
-    scope = b"\x12" + _VarintBytes(len(spans)) + spans
-    return b"\x0a" + _VarintBytes(len(scope)) + scope
+    return field(1, field(2, b"\x12\x00" * count))
 
 
 def test_workers_and_resource_tracker_end_when_serve_is_killed(tmp_path):
