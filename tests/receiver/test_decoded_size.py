@@ -14,6 +14,7 @@ import time
 import grpc
 import httpx
 import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmrel.receiver.decode import DECODED_BYTES_PER_ITEM
@@ -72,3 +73,14 @@ def test_rows_waiting_for_their_commit_count_in_the_inflight_bound(make_receiver
     assert codes == [grpc.StatusCode.UNAVAILABLE]
     assert peak > 2 * wire  # the body, plus both tables' encoded rows
     assert receiver.metrics.inflight_bytes._value.get() == 0
+
+
+def test_the_elements_of_array_values_count_too(make_receiver, query):
+    receiver = make_receiver(max_decoded_mib=64)
+    span = chat_span(1)
+    span.attributes.append(KeyValue(key="ids", value=AnyValue(array_value=ArrayValue(
+        values=[AnyValue(int_value=7)] * ((64 << 20) // DECODED_BYTES_PER_ITEM + 1)))))
+    with pytest.raises(grpc.RpcError) as caught:
+        export_raw(receiver.grpc_port, request([span]).SerializeToString())  # 1.4 MiB on the wire
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert query("SELECT count() FROM otel_traces") == [(0,)]

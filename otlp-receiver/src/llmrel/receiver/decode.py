@@ -36,19 +36,19 @@ _MAX_START_NS = (1 << 32) * 1_000_000_000
 # Memory that decoding one element costs beyond its wire bytes (upb message, Python objects, both
 # tables' Native rows), and how many times the wire bytes are held at once (parsed strings, Python
 # strings, Native encoding); measured with benchmarks/decode_inflation.py.
-DECODED_BYTES_PER_SPAN = 1024
-DECODED_BYTES_PER_ITEM = 192  # an attribute, event, link, resource or scope
+DECODED_BYTES_PER_SPAN = 1536
+DECODED_BYTES_PER_ITEM = 192  # an attribute, array or map element, event, link, resource or scope
 DECODED_COPIES_OF_WIRE = 6
 
 
-_DECODE_ERRORS = (ValueError, TypeError, RecursionError, MemoryError)
+_DECODE_ERRORS = (ValueError, TypeError, RecursionError)
 
 
 class InvalidRequest(ValueError):
     """The request as a whole cannot be decoded (maps to INVALID_ARGUMENT / HTTP 400)."""
 
 
-class RequestTooLarge(ValueError):
+class RequestTooLarge(Exception):
     """The request would take too much memory to decode (maps to RESOURCE_EXHAUSTED / HTTP 413, not retried)."""
 
 
@@ -90,44 +90,65 @@ class DecodeResult:
         return self.rejections.reasons
 
 
-def check_decoded_size(request: ExportTraceServiceRequest, wire_bytes: int, limit: int) -> int:
-    """Estimate the memory decoding `request` takes; stop counting as soon as it passes `limit`.
+class DecodeBudget:
+    """Running estimate of a request's decoded size, refused the moment it passes the limit.
+
+    `check_decoded_size` charges what the parsed message shows at a glance (spans, attributes, events,
+    links); `decode_request` charges the elements of array and map values as it renders them.
+    """
+
+    def __init__(self, wire_bytes: int, limit: int) -> None:
+        self.wire_bytes = wire_bytes
+        self.limit = limit
+        self.total = DECODED_COPIES_OF_WIRE * wire_bytes
+
+    def charge(self, items: int, size: int = DECODED_BYTES_PER_ITEM) -> None:
+        """Add `items` elements of `size` bytes.
+
+        Raises:
+            RequestTooLarge: the estimate is now over the limit.
+        """
+        self.total += items * size
+        if self.total > self.limit:
+            raise RequestTooLarge(
+                f"the request would take more than {self.limit >> 20} MiB to decode ({self.wire_bytes} bytes on "
+                "the wire); send fewer spans, attributes, events or links per request (e.g. the collector's "
+                "batch send_batch_max_size)")
+
+
+def check_decoded_size(request: ExportTraceServiceRequest, wire_bytes: int, limit: int) -> DecodeBudget:
+    """Estimate the memory decoding `request` takes, refusing it as soon as the estimate passes `limit`.
 
     Returns:
-        The estimate in bytes.
+        The budget, to pass on to `decode_request`.
 
     Raises:
         RequestTooLarge: the estimate is over `limit`.
     """
+    budget = DecodeBudget(wire_bytes, limit)
     per_span, per_item = DECODED_BYTES_PER_SPAN, DECODED_BYTES_PER_ITEM
-    total = DECODED_COPIES_OF_WIRE * wire_bytes + per_item * len(request.resource_spans)
-
-    def over() -> bool:
-        return total > limit
-
+    budget.charge(len(request.resource_spans))
     for resource_spans in request.resource_spans:
-        total += per_item * (len(resource_spans.resource.attributes) + len(resource_spans.scope_spans))
-        if over():
-            break
+        budget.charge(len(resource_spans.scope_spans) + len(resource_spans.resource.attributes))
         for scope_spans in resource_spans.scope_spans:
-            total += per_item * len(scope_spans.scope.attributes) + per_span * len(scope_spans.spans)
-            if over():
-                break
-            for span in scope_spans.spans:
+            spans = scope_spans.spans
+            budget.charge(len(spans), per_span)
+            budget.charge(len(scope_spans.scope.attributes))
+            items = 0  # checked once per span: one addition here, not a call
+            for span in spans:
                 events, links = span.events, span.links
-                total += per_item * (len(span.attributes) + len(events) + len(links))
-                if over():
-                    break
-                if events:
-                    total += per_item * sum(len(e.attributes) for e in events)
-                if links:
-                    total += per_item * sum(len(link.attributes) for link in links)
-    if over():
-        raise RequestTooLarge(
-            f"the request would take more than {limit >> 20} MiB to decode ({wire_bytes} bytes on the wire); "
-            "send fewer spans, attributes, events or links per request (e.g. the collector's "
-            "batch send_batch_max_size)")
-    return total
+                items += len(span.attributes) + len(events) + len(links)
+                if events or links:
+                    budget.charge(items)
+                    items = 0
+                    if events:
+                        budget.charge(sum(len(event.attributes) for event in events))
+                    if links:
+                        budget.charge(sum(len(link.attributes) for link in links))
+                elif items * per_item > limit:
+                    budget.charge(items)
+            budget.charge(items)
+    return budget
 
 
 def parse_protobuf_request(body: bytes) -> ExportTraceServiceRequest:
@@ -200,12 +221,17 @@ def _convert_ids(obj: dict[str, Any], where: str) -> None:
             raise ValueError(f"{where} {key} is not hex: {value[:40]!r}") from None
 
 
-def _attributes(key_values: Any) -> dict[str, str]:
-    return {kv.key: any_value_to_string(kv.value) for kv in key_values}
+def decode_request(request: ExportTraceServiceRequest, budget: DecodeBudget | None = None) -> DecodeResult:
+    """Flatten a request into `SpanRecord`s, rejecting individually invalid spans.
 
+    Raises:
+        RequestTooLarge: array and map values hold more elements than `budget` allows.
+    """
+    charge = budget.charge if budget is not None else None
 
-def decode_request(request: ExportTraceServiceRequest) -> DecodeResult:
-    """Flatten a request into `SpanRecord`s, rejecting individually invalid spans."""
+    def _attributes(key_values: Any) -> dict[str, str]:
+        return {kv.key: any_value_to_string(kv.value, charge) for kv in key_values}
+
     result = DecodeResult()
     spans, rejected = result.spans, result.rejections
     hexlify = binascii.hexlify

@@ -138,8 +138,7 @@ class Preparer:
         out_of_memory = False
         request = parse_json_request(body) if is_json else parse_protobuf_request(body)
         try:
-            check_decoded_size(request, len(body), self._max_decoded)
-            decoded = decode_request(request)
+            decoded = decode_request(request, check_decoded_size(request, len(body), self._max_decoded))
         except MemoryError:
             out_of_memory = True  # no allocation here: the except block's end frees what the decode built
         request = None  # the parsed message can be as large as the rows: free it before encoding
