@@ -142,8 +142,10 @@ class BatchWriter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and item.future.set_running_or_notify_cancel():
-                self._metrics.queue_depth.dec()
+            if item is None:
+                continue
+            self._metrics.queue_depth.dec()
+            if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(WriterClosed("receiver is shutting down"))
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
