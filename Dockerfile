@@ -1,8 +1,13 @@
 # llmrel server image: `llmrel serve` (OTLP gRPC :4317, OTLP/HTTP + API :4318) and the other
 # `llmrel` commands. Built by docker-compose.yml; works alone too:
 #   docker build -t llmrel:0.1.0 .
-#   docker run -e LLMREL_CLICKHOUSE_URL=http://user:pass@clickhouse:8123/llmrel -p 4317:4317 -p 4318:4318 llmrel:0.1.0
+#   docker run -e LLMREL_AUTH_TOKEN=... -e LLMREL_CLICKHOUSE_URL=http://user:pass@clickhouse:8123/llmrel \
+#     -p 4317:4317 -p 4318:4318 llmrel:0.1.0
 # Without LLMREL_CLICKHOUSE_URL it uses the embedded store under /var/lib/llmrel (mount a volume there).
+# The image listens on every interface, so `llmrel serve` refuses to start without LLMREL_AUTH_TOKEN
+# (senders pass `Authorization: Bearer <token>`). LLMREL_ALLOW_UNAUTHENTICATED=true lifts that, for a
+# network where every host is trusted. For TLS, mount a certificate and key and set
+# LLMREL_TLS_CERT_FILE / LLMREL_TLS_KEY_FILE: the token otherwise travels in clear.
 
 FROM python:3.11.14-slim-bookworm AS build
 WORKDIR /src

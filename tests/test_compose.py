@@ -171,3 +171,13 @@ def test_clickhouse_config_bounds_memory_and_system_log_retention():
     users = ET.parse(ROOT / "deploy/clickhouse/users.d/llmrel.xml").getroot()
     assert int(users.findtext("profiles/default/max_memory_usage")) > 0
     assert SERVICES["clickhouse"]["mem_limit"]
+
+
+def test_the_image_listens_everywhere_so_it_needs_a_token():
+    lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if not line.lstrip().startswith("#")]
+    image_env = dict(re.findall(r"\b(LLMREL_\w+)=(\S+)", "\n".join(lines)))
+    image = Settings(**{k.removeprefix("LLMREL_").lower(): v for k, v in image_env.items()})
+    assert "LLMREL_AUTH_TOKEN" in image.unauthenticated_exposure(image.grpc_endpoint, image.http_endpoint)
+    environment = _environment("llmrel", {"CLICKHOUSE_PASSWORD": "pw", "LLMREL_AUTH_TOKEN": "token"})
+    composed = Settings(**{k.removeprefix("LLMREL_").lower(): v for k, v in environment.items()})
+    assert composed.unauthenticated_exposure(composed.grpc_endpoint, composed.http_endpoint) is None

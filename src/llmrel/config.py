@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,19 @@ class Settings(BaseSettings):
                                                    "receiving process; default: one per CPU, at most 8")
     content_policy: Literal["full", "redacted", "off"] = "full"
 
+    # Receiver transport: who may connect, and how much one request may cost
+    allow_unauthenticated: bool = Field(default=False,
+                                        description="Serve a non-loopback endpoint without LLMREL_AUTH_TOKEN "
+                                                    "(only on a network where every client is trusted)")
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate (chain): TLS on gRPC and HTTP")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file")
+    recv_timeout_s: float = Field(default=30.0, gt=0, le=3600,
+                                  description="Longest a request body may take to arrive (gRPC message, HTTP body)")
+    max_decoded_mib: int = Field(default=512, ge=16,
+                                 description="Largest decoded size of one request (estimated from its spans, "
+                                             "attributes, events and links); ingest workers are held by the OS "
+                                             "to their start size plus twice this")
+
     # Cost
     prices_file: Path | None = Field(default=None, description="YAML of custom prices and model aliases")
 
@@ -85,7 +99,19 @@ class Settings(BaseSettings):
             raise ValueError(f"expected host:port, got {value!r}")
         return value
 
-    @field_validator("prices_file", "rules_file")
+    @field_validator("auth_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if not token:
+            raise ValueError("is empty: set a token, or unset the variable to serve loopback without one")
+        if not all("!" <= c <= "~" for c in token):
+            raise ValueError("must be printable ASCII without spaces (it is sent in an HTTP/gRPC header)")
+        return value
+
+    @field_validator("prices_file", "rules_file", "tls_cert_file", "tls_key_file")
     @classmethod
     def _check_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -96,7 +122,24 @@ class Settings(BaseSettings):
     def _check_batching(self) -> Settings:
         if self.max_recv_mib > self.max_inflight_mib:
             raise ValueError("max_recv_mib must be <= max_inflight_mib")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
         return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+    def unauthenticated_exposure(self, *endpoints: str) -> str | None:
+        """Why serving `endpoints` is refused: a non-loopback address with no token (None when allowed)."""
+        if self.auth_token is not None or self.allow_unauthenticated:
+            return None
+        exposed = [e for e in endpoints if not is_loopback(e)]
+        if not exposed:
+            return None
+        return (f"{', '.join(exposed)} accept(s) connections from other hosts but no LLMREL_AUTH_TOKEN is set: "
+                "set a token (senders pass `Authorization: Bearer <token>`), bind 127.0.0.1, or set "
+                "LLMREL_ALLOW_UNAUTHENTICATED=true if every host that can reach it is trusted")
 
     @property
     def is_embedded(self) -> bool:
@@ -121,6 +164,17 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True when `host:port` listens on the loopback interface only (`localhost`, 127.0.0.0/8, ::1)."""
+    host = endpoint.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to any interface
 
 
 class ConfigError(Exception):

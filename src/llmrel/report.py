@@ -14,6 +14,7 @@ from llmrel.pricing import UNPRICED_SQL, USAGE_UNKNOWN_SQL
 
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_NS = 1 << 63  # DateTime64(9): signed 64-bit nanoseconds
 
 _REPORT_SQL = f"""
 SELECT
@@ -47,19 +48,23 @@ def parse_since(text: str, now_s: float | None = None) -> int:
     """`1h`, `30m`, `7d` (ago) or an ISO-8601 time -> epoch nanoseconds.
 
     Raises:
-        ValueError: on anything else.
+        ValueError: on anything else, or on a time outside what the store holds (1970 to 2262).
     """
     now_s = time.time() if now_s is None else now_s
     match = _DURATION.match(text.strip())
     if match:
-        return int((now_s - int(match.group(1)) * _UNIT_S[match.group(2)]) * 1e9)
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"expected a duration like 1h/30m/7d or an ISO time, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1e9)
+        ns = int(now_s * 1e9) - int(match.group(1)) * _UNIT_S[match.group(2)] * 1_000_000_000
+    else:
+        try:
+            moment = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a duration like 1h/30m/7d or an ISO time, got {text[:80]!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ns = int(moment.timestamp() * 1e9)
+    if not 0 <= ns < _MAX_NS:
+        raise ValueError(f"{text[:80]!r} is out of range: times go from 1970-01-01 to 2262-04-11 UTC")
+    return ns
 
 
 def call_stats(client: Client, since_ns: int, until_ns: int) -> pl.DataFrame:

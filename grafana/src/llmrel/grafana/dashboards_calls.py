@@ -141,7 +141,8 @@ SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, Servi
   StatusMessage AS statusMessage
 FROM otel_traces
 WHERE TraceId = trace_id AND Timestamp >= trace_start AND Timestamp <= trace_end
-ORDER BY startTime ASC"""
+ORDER BY startTime ASC
+LIMIT 1 BY SpanId"""
 
 
 def trace_drilldown() -> dash.Dashboard:

@@ -1,4 +1,9 @@
-"""Read-only REST API on the HTTP port, for the CLI while `llmrel serve` owns an embedded store."""
+"""Read-only REST API on the HTTP port, for the CLI while `llmrel serve` owns an embedded store.
+
+`otel_traces` is a plain MergeTree (the Collector exporter's schema): a span delivered twice (an
+export retried after a commit its sender did not hear of) is stored twice, so reads of a trace
+keep one row per span.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +68,7 @@ def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRout
             raise HTTPException(400, "trace_id must be 32 lowercase hex characters")
         rows = await run_in_threadpool(guarded, lambda: client.query(
             "SELECT SpanId, ParentSpanId, SpanName, ServiceName, toUnixTimestamp64Nano(Timestamp), Duration, "
-            "StatusCode FROM otel_traces WHERE TraceId = {t:String} ORDER BY Timestamp",
+            "StatusCode FROM otel_traces WHERE TraceId = {t:String} ORDER BY Timestamp LIMIT 1 BY SpanId",
             parameters={"t": trace_id}).result_rows)
         keys = ("span_id", "parent_span_id", "name", "service", "start_ns", "duration_ns", "status")
         return {"trace_id": trace_id, "spans": [dict(zip(keys, row, strict=True)) for row in rows]}

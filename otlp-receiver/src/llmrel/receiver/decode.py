@@ -3,7 +3,9 @@
 Mirrors the Collector's ClickHouse exporter row mapping (REFERENCE §1.2): `Timestamp` is the
 span start, `Duration` end-start in ns, ids lowercase hex, `ServiceName` from the resource's
 `service.name`, enum names as pdata prints them. Spans that cannot be stored faithfully
-(bad ids, end before start) are rejected one by one and reported, the rest are kept.
+(bad ids, end before start, times the store cannot hold) are rejected one by one and reported,
+the rest are kept. `check_decoded_size` refuses, before any of that work, a request whose decoded
+form would be too large.
 """
 
 from __future__ import annotations
@@ -25,28 +27,128 @@ from llmrel.receiver.flatten import any_value_to_string
 SPAN_KINDS: tuple[str, ...] = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES: tuple[str, ...] = ("Unset", "Ok", "Error")
 _MAX_ERRORS_REPORTED = 5
+_MAX_NAME_REPORTED = 60
 _MAX_TIME_NS = 1 << 63  # DateTime64(9) holds signed 64-bit nanoseconds
+# Span starts feed toDate()/toDateTime() (partitions, TTL, the trace-id index): DateTime is
+# UInt32 seconds, so a start at or after 2106-02-07 06:28:16 UTC would wrap around to 1970.
+_MAX_START_NS = (1 << 32) * 1_000_000_000
+
+# Memory that decoding one element costs beyond its wire bytes (upb message, Python objects, both
+# tables' Native rows), and how many times the wire bytes are held at once (parsed strings, Python
+# strings, Native encoding); measured with benchmarks/decode_inflation.py.
+DECODED_BYTES_PER_SPAN = 1536
+DECODED_BYTES_PER_ITEM = 192  # an attribute, array or map element, event, link, resource or scope
+DECODED_COPIES_OF_WIRE = 6
+
+
+_DECODE_ERRORS = (ValueError, TypeError, RecursionError)
 
 
 class InvalidRequest(ValueError):
     """The request as a whole cannot be decoded (maps to INVALID_ARGUMENT / HTTP 400)."""
 
 
+class RequestTooLarge(Exception):
+    """The request would take too much memory to decode (maps to RESOURCE_EXHAUSTED / HTTP 413, not retried)."""
+
+
+@dataclass
+class Rejections:
+    """Spans rejected one by one: how many, and the first few reasons (the partial-success message)."""
+
+    count: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, reason: str, count: int = 1) -> None:
+        self.count += count
+        if len(self.reasons) < _MAX_ERRORS_REPORTED:
+            self.reasons.append(reason)
+
+    def span(self, name: str, problem: str) -> None:
+        shown = name if len(name) <= _MAX_NAME_REPORTED else name[:_MAX_NAME_REPORTED] + "..."
+        self.add(f"span {shown!r}: {problem}")
+
+    def summary(self) -> str:
+        shown = "; ".join(self.reasons)
+        more = self.count - len(self.reasons)
+        return f"{shown}; and {more} more" if more > 0 else shown
+
+
 @dataclass
 class DecodeResult:
-    """Spans ready to store, plus the count and reasons of spans rejected individually."""
+    """Spans ready to store, plus the spans rejected individually."""
 
     spans: list[SpanRecord] = field(default_factory=list)
-    rejected: int = 0
-    errors: list[str] = field(default_factory=list)
+    rejections: Rejections = field(default_factory=Rejections)
+
+    @property
+    def rejected(self) -> int:
+        return self.rejections.count
+
+    @property
+    def errors(self) -> list[str]:
+        return self.rejections.reasons
 
 
+class DecodeBudget:
+    """Running estimate of a request's decoded size, refused the moment it passes the limit.
 
-def summarize_errors(errors: list[str]) -> str:
-    """The partial-success message: the first few reasons and how many more."""
-    shown = "; ".join(errors[:_MAX_ERRORS_REPORTED])
-    more = len(errors) - _MAX_ERRORS_REPORTED
-    return f"{shown}; and {more} more" if more > 0 else shown
+    `check_decoded_size` charges what the parsed message shows at a glance (spans, attributes, events,
+    links); `decode_request` charges the elements of array and map values as it renders them.
+    """
+
+    def __init__(self, wire_bytes: int, limit: int) -> None:
+        self.wire_bytes = wire_bytes
+        self.limit = limit
+        self.total = DECODED_COPIES_OF_WIRE * wire_bytes
+
+    def charge(self, items: int, size: int = DECODED_BYTES_PER_ITEM) -> None:
+        """Add `items` elements of `size` bytes.
+
+        Raises:
+            RequestTooLarge: the estimate is now over the limit.
+        """
+        self.total += items * size
+        if self.total > self.limit:
+            raise RequestTooLarge(
+                f"the request would take more than {self.limit >> 20} MiB to decode ({self.wire_bytes} bytes on "
+                "the wire); send fewer spans, attributes, events or links per request (e.g. the collector's "
+                "batch send_batch_max_size)")
+
+
+def check_decoded_size(request: ExportTraceServiceRequest, wire_bytes: int, limit: int) -> DecodeBudget:
+    """Estimate the memory decoding `request` takes, refusing it as soon as the estimate passes `limit`.
+
+    Returns:
+        The budget, to pass on to `decode_request`.
+
+    Raises:
+        RequestTooLarge: the estimate is over `limit`.
+    """
+    budget = DecodeBudget(wire_bytes, limit)
+    per_span, per_item = DECODED_BYTES_PER_SPAN, DECODED_BYTES_PER_ITEM
+    budget.charge(len(request.resource_spans))
+    for resource_spans in request.resource_spans:
+        budget.charge(len(resource_spans.scope_spans) + len(resource_spans.resource.attributes))
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            budget.charge(len(spans), per_span)
+            budget.charge(len(scope_spans.scope.attributes))
+            items = 0  # checked once per span: one addition here, not a call
+            for span in spans:
+                events, links = span.events, span.links
+                items += len(span.attributes) + len(events) + len(links)
+                if events or links:
+                    budget.charge(items)
+                    items = 0
+                    if events:
+                        budget.charge(sum(len(event.attributes) for event in events))
+                    if links:
+                        budget.charge(sum(len(link.attributes) for link in links))
+                elif items * per_item > limit:
+                    budget.charge(items)
+            budget.charge(items)
+    return budget
 
 
 def parse_protobuf_request(body: bytes) -> ExportTraceServiceRequest:
@@ -54,13 +156,19 @@ def parse_protobuf_request(body: bytes) -> ExportTraceServiceRequest:
 
     Raises:
         InvalidRequest: not a valid message (including invalid UTF-8 in string fields).
+        RequestTooLarge: parsing it needs more memory than the process may use.
     """
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
-    except (DecodeError, ValueError) as exc:
-        raise InvalidRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {exc}") from None
-    return request
+        return request
+    except (DecodeError, ValueError, MemoryError) as exc:
+        failure = exc  # no allocation here: memory may be exhausted until the partial message is freed
+    del request
+    if isinstance(failure, MemoryError) or "alloc failed" in str(failure):
+        raise RequestTooLarge(f"the request ({len(body)} bytes) takes more memory to parse than one request may; "
+                              "send fewer spans, attributes, events or links per request")
+    raise InvalidRequest(f"body is not a valid protobuf ExportTraceServiceRequest: {failure}")
 
 
 def parse_json_request(body: bytes) -> ExportTraceServiceRequest:
@@ -113,17 +221,27 @@ def _convert_ids(obj: dict[str, Any], where: str) -> None:
             raise ValueError(f"{where} {key} is not hex: {value[:40]!r}") from None
 
 
-def _attributes(key_values: Any) -> dict[str, str]:
-    return {kv.key: any_value_to_string(kv.value) for kv in key_values}
+def decode_request(request: ExportTraceServiceRequest, budget: DecodeBudget | None = None) -> DecodeResult:
+    """Flatten a request into `SpanRecord`s, rejecting individually invalid spans.
 
+    Raises:
+        RequestTooLarge: array and map values hold more elements than `budget` allows.
+    """
+    charge = budget.charge if budget is not None else None
 
-def decode_request(request: ExportTraceServiceRequest) -> DecodeResult:
-    """Flatten a request into `SpanRecord`s, rejecting individually invalid spans."""
+    def _attributes(key_values: Any) -> dict[str, str]:
+        return {kv.key: any_value_to_string(kv.value, charge) for kv in key_values}
+
     result = DecodeResult()
-    spans = result.spans
+    spans, rejected = result.spans, result.rejections
     hexlify = binascii.hexlify
     for resource_spans in request.resource_spans:
-        resource_attrs = _attributes(resource_spans.resource.attributes)
+        try:
+            resource_attrs = _attributes(resource_spans.resource.attributes)
+        except _DECODE_ERRORS as exc:
+            count = sum(len(s.spans) for s in resource_spans.scope_spans)
+            rejected.add(f"{count} span(s): resource attributes cannot be decoded: {type(exc).__name__}", count)
+            continue
         service = resource_attrs.get("service.name", "")
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
@@ -132,36 +250,40 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodeResult:
                 trace_id, span_id = span.trace_id, span.span_id
                 problem = _span_problem(span)
                 if problem:
-                    result.rejected += 1
-                    result.errors.append(f"span {span.name!r}: {problem}")
+                    rejected.span(span.name, problem)
                     continue
                 start = span.start_time_unix_nano
                 events = span.events
                 links = span.links
-                spans.append(SpanRecord(
-                    start,
-                    hexlify(trace_id).decode(),
-                    hexlify(span_id).decode(),
-                    _hex_id(span.parent_span_id),
-                    span.trace_state,
-                    span.name,
-                    SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "Unspecified",
-                    service,
-                    resource_attrs,
-                    scope_name,
-                    scope_version,
-                    _attributes(span.attributes),
-                    span.end_time_unix_nano - start,
-                    STATUS_CODES[span.status.code] if 0 <= span.status.code < len(STATUS_CODES) else "Unset",
-                    span.status.message,
-                    [e.time_unix_nano for e in events],
-                    [e.name for e in events],
-                    [_attributes(e.attributes) for e in events],
-                    [_hex_id(link.trace_id) for link in links],
-                    [_hex_id(link.span_id) for link in links],
-                    [link.trace_state for link in links],
-                    [_attributes(link.attributes) for link in links],
-                ))
+                try:
+                    record = SpanRecord(
+                        start,
+                        hexlify(trace_id).decode(),
+                        hexlify(span_id).decode(),
+                        _hex_id(span.parent_span_id),
+                        span.trace_state,
+                        span.name,
+                        SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "Unspecified",
+                        service,
+                        resource_attrs,
+                        scope_name,
+                        scope_version,
+                        _attributes(span.attributes),
+                        span.end_time_unix_nano - start,
+                        STATUS_CODES[span.status.code] if 0 <= span.status.code < len(STATUS_CODES) else "Unset",
+                        span.status.message,
+                        [e.time_unix_nano for e in events],
+                        [e.name for e in events],
+                        [_attributes(e.attributes) for e in events],
+                        [_hex_id(link.trace_id) for link in links],
+                        [_hex_id(link.span_id) for link in links],
+                        [link.trace_state for link in links],
+                        [_attributes(link.attributes) for link in links],
+                    )
+                except _DECODE_ERRORS as exc:
+                    rejected.span(span.name, f"cannot be decoded: {type(exc).__name__}")
+                    continue
+                spans.append(record)
     return result
 
 
@@ -182,6 +304,8 @@ def _span_problem(span: Span) -> str:
         return "start_time_unix_nano is missing"
     if end < start:
         return "end_time_unix_nano is before start_time_unix_nano"
+    if start >= _MAX_START_NS:
+        return "start_time_unix_nano is after 2106-02-07 06:28:15 UTC (the range of the store's DateTime)"
     if end >= _MAX_TIME_NS or any(e.time_unix_nano >= _MAX_TIME_NS for e in span.events):
         return "a timestamp is beyond year 2262 (the DateTime64(9) range)"
     return ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Callable
 from decimal import Decimal
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -37,8 +38,14 @@ def format_double(value: float) -> str:
     return text.removesuffix(".0") if text.endswith(".0") else text
 
 
-def _json(value: AnyValue) -> str:
-    """Compact JSON of a nested value, as Go's encoding/json marshals pdata's `AsRaw()`."""
+Charge = Callable[[int], None]
+
+
+def _json(value: AnyValue, charge: Charge | None) -> str:
+    """Compact JSON of a nested value, as Go's encoding/json marshals pdata's `AsRaw()`.
+
+    `charge(n)` is told of every array or map of `n` elements before it is rendered (and may raise).
+    """
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return _json_string(value.string_value)
@@ -52,12 +59,17 @@ def _json(value: AnyValue) -> str:
         return '"' + base64.b64encode(value.bytes_value).decode() + '"'
     if kind == "array_value":
         values = value.array_value.values
+        if charge is not None:
+            charge(len(values))
         if all(v.WhichOneof("value") == "string_value" for v in values):  # the common case: finish reasons etc.
             return _json_string_list([v.string_value for v in values])
-        return "[" + ",".join(_json(v) for v in values) + "]"
+        return "[" + ",".join(_json(v, charge) for v in values) + "]"
     if kind == "kvlist_value":
-        items = {kv.key: kv.value for kv in value.kvlist_value.values}
-        return "{" + ",".join(f"{_json_string(k)}:{_json(items[k])}" for k in sorted(items)) + "}"
+        pairs = value.kvlist_value.values
+        if charge is not None:
+            charge(len(pairs))
+        items = {kv.key: kv.value for kv in pairs}
+        return "{" + ",".join(f"{_json_string(k)}:{_json(items[k], charge)}" for k in sorted(items)) + "}"
     return "null"
 
 
@@ -73,8 +85,8 @@ def _json_string_list(texts: list[str]) -> str:
     return _ENCODE(texts).translate(_GO_ESCAPES)
 
 
-def any_value_to_string(value: AnyValue) -> str:
-    """Render one attribute value as the exporter stores it."""
+def any_value_to_string(value: AnyValue, charge: Charge | None = None) -> str:
+    """Render one attribute value as the exporter stores it (`charge`: see `_json`)."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
@@ -87,5 +99,5 @@ def any_value_to_string(value: AnyValue) -> str:
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     if kind in ("array_value", "kvlist_value"):
-        return _json(value)
+        return _json(value, charge)
     return ""

@@ -1,7 +1,11 @@
 """The transport-independent ingest path: prepare (decode, normalize, price, encode) -> group commit.
 
 Both the gRPC servicer and the HTTP app call `Ingestor.ingest()` and map its outcome (or its
-`InvalidRequest`) to their protocol's statuses; neither knows about ClickHouse.
+`InvalidRequest` / `RequestTooLarge`) to their protocol's statuses; neither knows about ClickHouse.
+
+Memory: a request's in-flight reservation starts at its body size and grows, once prepared, by what
+its encoded rows hold until committed (`Prepared.held_bytes`); each decode is bounded by
+`check_decoded_size` (and, in worker processes, by the OS).
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from llmrel.receiver.decode import InvalidRequest, summarize_errors
+from llmrel.receiver.decode import InvalidRequest, RequestTooLarge
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import Prepared
 from llmrel.receiver.storehealth import StoreUnavailable
-from llmrel.receiver.writer import BatchWriter, WriterClosed
+from llmrel.receiver.writer import BatchWriter, RejectedByStore, WriterClosed
 
 Prepare = Callable[[bytes, bool], Prepared]
 log = structlog.get_logger(__name__)
@@ -31,6 +35,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # store failed or timed out: sender should retry (UNAVAILABLE / 503)
     OVERLOADED = "overloaded"  # in-flight bytes bound reached (RESOURCE_EXHAUSTED / 429)
     SHUTTING_DOWN = "shutting_down"  # draining (UNAVAILABLE / 503)
+    REJECTED = "rejected"  # the store refuses these rows for what they are (INVALID_ARGUMENT / 400)
     FAILED = "failed"  # an unexpected error on our side, logged (INTERNAL / 500; retrying would not help)
 
 
@@ -58,6 +63,12 @@ class InflightLimiter:
             self._used += size
         self._metrics.inflight_bytes.inc(size)
         return True
+
+    def acquire(self, size: int) -> None:
+        """Account memory already in use (it may exceed the bound; new requests then wait)."""
+        with self._lock:
+            self._used += size
+        self._metrics.inflight_bytes.inc(size)
 
     def release(self, size: int) -> None:
         with self._lock:
@@ -92,10 +103,13 @@ class Ingestor:
 
         Raises:
             InvalidRequest: the body is not a valid OTLP trace request.
+            RequestTooLarge: decoding the body would take more memory than one request may.
         """
         future: Future[None] | None = None
         try:
             rows = self._prepare(body, is_json)
+            self._limiter.acquire(rows.held_bytes)  # the body is still held too, until the reply
+            reserved += rows.held_bytes
             self._metrics.spans_received.inc(rows.span_count + rows.rejected)
             if rows.rejected:
                 self._metrics.spans_rejected.inc(rows.rejected)
@@ -110,7 +124,7 @@ class Ingestor:
             return IngestResult(Outcome.RETRY, message="receiver workers restarted; retry")
         except WriterClosed:
             return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
-        except InvalidRequest:
+        except (InvalidRequest, RequestTooLarge):
             raise
         except Exception as exc:
             log.exception("ingest_failed")
@@ -119,9 +133,10 @@ class Ingestor:
             if future is None or future.done():
                 self.release(reserved)
             else:
-                future.add_done_callback(lambda _: self.release(reserved))
+                held = reserved
+                future.add_done_callback(lambda _: self.release(held))
         return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected,
-                            message=summarize_errors(rows.errors) if rows.rejected else "")
+                            message=rows.message if rows.rejected else "")
 
     def _await_commit(self, future: Future[None]) -> IngestResult | None:
         """None once committed; otherwise the retryable outcome. A commit that has not started by
@@ -134,6 +149,8 @@ class Ingestor:
                 return IngestResult(Outcome.RETRY, message="storage did not commit in time; nothing was stored")
         except WriterClosed:
             return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
+        except RejectedByStore as exc:
+            return IngestResult(Outcome.REJECTED, message=f"the store refuses these spans: {exc}")
         except StoreUnavailable as exc:
             return IngestResult(Outcome.RETRY, message=f"storage unavailable: {exc}; nothing was stored")
         except Exception as exc:
@@ -143,5 +160,7 @@ class Ingestor:
             return None
         except FutureTimeout:
             return IngestResult(Outcome.RETRY, message="storage did not commit in time")
+        except RejectedByStore as exc:
+            return IngestResult(Outcome.REJECTED, message=f"the store refuses these spans: {exc}")
         except Exception as exc:
             return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")

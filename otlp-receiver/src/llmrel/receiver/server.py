@@ -18,15 +18,16 @@ import structlog
 import uvicorn
 from clickhouse_connect.driver.client import Client
 
-from llmrel.config import Settings
+from llmrel.config import ConfigError, Settings
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall
 from llmrel.receiver.api import build_api_router
 from llmrel.receiver.grpc_server import TraceServicer, build_grpc_server
 from llmrel.receiver.http_app import bearer_auth, build_http_app, build_otlp_router
 from llmrel.receiver.ingest import Ingestor
 from llmrel.receiver.metrics import ReceiverMetrics
-from llmrel.receiver.prepare import PrepareConfig, PreparePool, Preparer
+from llmrel.receiver.prepare import PrepareConfig, Preparer
 from llmrel.receiver.storehealth import DiskGuard, StoreHealth
+from llmrel.receiver.workers import PreparePool
 from llmrel.receiver.writer import BatchWriter
 from llmrel.store import connect, detached_parts, migrate
 
@@ -89,6 +90,12 @@ def _report_detached_parts(client: Client, metrics: ReceiverMetrics) -> None:
                   hint="rows in these parts are not visible; see system.detached_parts and the deployment guide")
 
 
+def _store_partitioning(client: Client) -> tuple[str, int]:
+    """The store's time zone (which `toDate()` partitions follow) and its partitions-per-insert limit."""
+    timezone, limit = client.query("SELECT timezone(), getSetting('max_partitions_per_insert_block')").result_rows[0]
+    return str(timezone), int(limit)
+
+
 def _load_analyzer(settings: Settings, client: Client) -> Any | None:
     if not settings.analyzers_enabled:
         return None
@@ -122,6 +129,8 @@ class Receiver:
     def _abort_start(self) -> None:
         if (grpc_server := getattr(self, "_grpc", None)) is not None:
             grpc_server.stop(0)
+        if (servicer := getattr(self, "_servicer", None)) is not None:
+            servicer.close()
         if (http := getattr(self, "_uvicorn", None)) is not None:
             http.should_exit = True
         for part in ("_pool", "_writer", "_analyzers", "_health"):
@@ -133,6 +142,11 @@ class Receiver:
 
     def _start(self) -> Receiver:
         s = self.settings
+        if (problem := s.unauthenticated_exposure(s.grpc_endpoint, s.http_endpoint)) is not None:
+            raise ConfigError(problem)
+        tls = None
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            tls = (s.tls_cert_file.read_bytes(), s.tls_key_file.read_bytes())
         self._write_client = self._client_factory()
         migrate(self._write_client, s)
         _report_detached_parts(self._write_client, self.metrics)
@@ -145,12 +159,16 @@ class Receiver:
         analyzer = _load_analyzer(s, self._analyzer_client)
         self._analyzers = (AnalyzerWorker(analyzer.on_commit, analyzer.close, self.metrics)
                            if analyzer is not None else None)
+        timezone, max_partitions = _store_partitioning(self._write_client)
         self._writer = BatchWriter(
             self._write_client, self.metrics, max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
-            on_commit=self._analyzers.submit if self._analyzers else None, health=self._health)
+            on_commit=self._analyzers.submit if self._analyzers else None, health=self._health,
+            max_partitions=max_partitions)
         config = PrepareConfig(s.content_policy, s.prices_file,
                                _column_types(self._write_client, "otel_traces", SPAN_COLUMNS),
-                               _column_types(self._write_client, "llm_calls", LLM_CALL_COLUMNS))
+                               _column_types(self._write_client, "llm_calls", LLM_CALL_COLUMNS),
+                               timezone=timezone, max_partitions=max_partitions,
+                               max_decoded_bytes=s.max_decoded_mib * _MIB)
         workers = s.ingest_workers if s.ingest_workers is not None else min(os.cpu_count() or 1, 8)
         if workers:
             self._pool: PreparePool | None = PreparePool(config, workers)
@@ -162,24 +180,29 @@ class Receiver:
         self._ingestor = Ingestor(self._writer, self.metrics, prepare=prepare,
                                   max_inflight_bytes=s.max_inflight_mib * _MIB, commit_timeout_s=s.insert_timeout_s)
         token = s.auth_token.get_secret_value() if s.auth_token else None
-        servicer = TraceServicer(self._ingestor, self.metrics, auth_token=token, retry_after_s=s.retry_after_s)
-        self._grpc, self.grpc_port = build_grpc_server(servicer, s.grpc_endpoint, max_recv_bytes=s.max_recv_mib * _MIB)
+        self._servicer = TraceServicer(self._ingestor, self.metrics, retry_after_s=s.retry_after_s,
+                                       recv_timeout_s=s.recv_timeout_s)
+        self._grpc, self.grpc_port = build_grpc_server(
+            self._servicer, s.grpc_endpoint, max_recv_bytes=s.max_recv_mib * _MIB, auth_token=token, tls=tls,
+            handshake_timeout_s=s.recv_timeout_s)
         auth = bearer_auth(token)
         app = build_http_app(
             [build_otlp_router(self._ingestor, self.metrics, auth=auth, max_body_bytes=s.max_recv_mib * _MIB,
-                               retry_after_s=s.retry_after_s),
+                               retry_after_s=s.retry_after_s, recv_timeout_s=s.recv_timeout_s),
              build_api_router(self._read_client, auth)],
             self.metrics, not_ready=self._not_ready)
         host, _, port = s.http_endpoint.rpartition(":")
-        self._uvicorn = uvicorn.Server(uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning",
-                                                      access_log=False, timeout_graceful_shutdown=10, lifespan="off"))
+        self._uvicorn = uvicorn.Server(uvicorn.Config(
+            app, host=host.strip("[]"), port=int(port), log_level="warning", access_log=False,
+            timeout_graceful_shutdown=10, lifespan="off",
+            ssl_certfile=s.tls_cert_file, ssl_keyfile=s.tls_key_file))
         self._http_thread = threading.Thread(target=self._uvicorn.run, name="llmrel-http", daemon=True)
         self._grpc.start()
         self._http_thread.start()
         self.http_port = self._wait_for_http()
         self._ready = True
         log.info("receiver_started", grpc_port=self.grpc_port, http_port=self.http_port,
-                 store="embedded" if s.is_embedded else "server")
+                 store="embedded" if s.is_embedded else "server", tls=s.tls, auth=token is not None)
         return self
 
     def _not_ready(self) -> str | None:
@@ -202,6 +225,7 @@ class Receiver:
         self._ready = False
         self._uvicorn.should_exit = True
         self._grpc.stop(grace_s).wait(grace_s + 1)
+        self._servicer.close()
         self._http_thread.join(grace_s + 1)
         if self._pool is not None:
             self._pool.close()

@@ -3,12 +3,18 @@ only after its rows are committed. Rows arrive already encoded (Native format, s
 `llmrel.receiver.prepare`), so a commit concatenates bytes and inserts them.
 
 Order of inserts: `llm_calls` first (a ReplacingMergeTree, so a retried batch collapses), then
-`otel_traces`. A failure fails every export of the batch, so the senders retry.
+`otel_traces`. A batch never spans more daily partitions than one insert may hold (the store's
+`max_partitions_per_insert_block`); a request that alone spans more is committed on its own, one
+block of days after another. When the store refuses a batch of several exports, each is retried
+on its own, so one sender's rows cannot fail the others: the one the store refuses alone for
+its data gets `RejectedByStore` (not retryable), any other failure fails its exports, so the
+senders retry.
 """
 
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections import Counter
@@ -18,19 +24,57 @@ from dataclasses import dataclass, field
 
 import structlog
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall
 from llmrel.receiver.metrics import ReceiverMetrics
-from llmrel.receiver.prepare import Prepared
+from llmrel.receiver.prepare import Prepared, RowBlock
 from llmrel.receiver.storehealth import StoreHealth
 
 log = structlog.get_logger(__name__)
 
 CommitHook = Callable[[list[LlmCall]], None]
 
+_ERROR_CODE = re.compile(r"Code: (\d+)")
+# ClickHouse errors about the inserted data itself: retrying the same rows cannot succeed.
+_DATA_ERROR_CODES = frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    69,  # ARGUMENT_OUT_OF_BOUND
+    70,  # CANNOT_CONVERT_TYPE
+    117,  # INCORRECT_DATA
+    128,  # TOO_LARGE_ARRAY_SIZE
+    131,  # TOO_LARGE_STRING_SIZE
+})
+_TOO_MANY_PARTS = 252  # about the data only when it is the per-insert partition limit
+
 
 class WriterClosed(RuntimeError):
     """The writer is shutting down and takes no new work."""
+
+
+class RejectedByStore(ValueError):
+    """The store refused this export's rows for what they are: retrying them cannot succeed."""
+
+
+def _is_data_error(error: BaseException) -> bool:
+    if not isinstance(error, DatabaseError) or isinstance(error, OperationalError):
+        return False
+    text = str(error)
+    match = _ERROR_CODE.search(text)
+    if match is None:
+        return False
+    code = int(match.group(1))
+    return code in _DATA_ERROR_CODES or (code == _TOO_MANY_PARTS and "partitions for single INSERT" in text)
+
+
+def _may_isolate(error: BaseException) -> bool:
+    """Whether the store answered about the rows (so one export's rows may be the cause), rather than
+    being unreachable or full (then every export fails alike, and retrying each alone only adds load)."""
+    return isinstance(error, DatabaseError) and not isinstance(error, OperationalError)
 
 
 @dataclass
@@ -49,18 +93,21 @@ class BatchWriter:
             (bounds the insert rate, so ClickHouse is not flooded with tiny parts).
         on_commit: called in the writer thread with each committed batch's calls; must not raise.
         health: consulted before each commit (a full disk refuses it) and told each outcome.
+        max_partitions: the store's `max_partitions_per_insert_block` (0: no limit).
     """
 
     def __init__(self, client: Client, metrics: ReceiverMetrics, *, max_spans: int = 20_000,
                  max_wait_s: float = 0.02, on_commit: CommitHook | None = None,
-                 health: StoreHealth | None = None) -> None:
+                 health: StoreHealth | None = None, max_partitions: int = 100) -> None:
         self._client = client
         self._metrics = metrics
         self._health = health or StoreHealth()
         self._max_spans = max_spans
         self._max_wait_s = max_wait_s
+        self._max_partitions = max_partitions
         self._on_commit = on_commit
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._held: _Pending | None = None  # taken from the queue, left for the next batch
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="llmrel-writer", daemon=True)
         self._thread.start()
@@ -83,22 +130,31 @@ class BatchWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            first, self._held = self._held or self._queue.get(), None
             if first is None:
                 break
             batch, stopping = self._collect(first)
             self._commit(batch)
+        if self._held is not None:
+            self._commit([self._held])
         while True:  # fail whatever raced in after the sentinel
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if item is not None and item.future.set_running_or_notify_cancel():
+            if item is None:
+                continue
+            self._metrics.queue_depth.dec()
+            if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(WriterClosed("receiver is shutting down"))
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        """The exports of the next commit: until `max_spans`, `max_wait_s`, or the partition limit."""
         batch = [first]
+        if len(first.rows.blocks) > 1:
+            return batch, False  # wider than one insert: committed alone
         size = first.rows.span_count
+        days = set(first.rows.days)
         deadline = time.monotonic() + self._max_wait_s
         while size < self._max_spans:
             remaining = deadline - time.monotonic()
@@ -108,7 +164,12 @@ class BatchWriter:
                 break
             if item is None:
                 return batch, True
+            more_days = days | item.rows.days
+            if len(item.rows.blocks) > 1 or (self._max_partitions and len(more_days) > self._max_partitions):
+                self._held = item
+                break
             batch.append(item)
+            days = more_days
             size += item.rows.span_count
         return batch, False
 
@@ -117,27 +178,61 @@ class BatchWriter:
         if body:
             self._client.raw_insert(table, list(columns), insert_block=body, fmt="Native")
 
+    def _insert_blocks(self, blocks: list[RowBlock]) -> None:
+        """One insert per table of `blocks` (which fit in one insert's partitions)."""
+        self._health.before_commit()
+        self._insert("llm_calls", LLM_CALL_COLUMNS, [b.calls_native for b in blocks])
+        self._insert("otel_traces", SPAN_COLUMNS, [b.spans_native for b in blocks])
+
+    def _write(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            for block in batch[0].rows.blocks:  # a request wider than one insert: block after block
+                self._insert_blocks([block])
+        else:
+            self._insert_blocks([block for p in batch for block in p.rows.blocks])
+
     def _commit(self, queued: list[_Pending]) -> None:
         self._metrics.queue_depth.dec(len(queued))
         # Exports whose sender already got "retry" were cancelled: they must not be stored.
         batch = [p for p in queued if p.future.set_running_or_notify_cancel()]
         if not batch:
             return
-        span_count = sum(p.rows.span_count for p in batch)
-        calls = [c for p in batch for c in p.rows.calls]
         started = time.perf_counter()
         try:
-            self._health.before_commit()
-            self._insert("llm_calls", LLM_CALL_COLUMNS, [p.rows.calls_native for p in batch])
-            self._insert("otel_traces", SPAN_COLUMNS, [p.rows.spans_native for p in batch])
+            self._write(batch)
         except Exception as exc:
-            self._health.failed(exc)
-            self._metrics.insert_failures.inc()
-            log.warning("insert_failed", error=str(exc)[:500], spans=span_count, calls=len(calls))
+            self._failed(batch, exc)
+            if len(batch) > 1 and _may_isolate(exc):
+                log.warning("batch_refused_committing_each_export", exports=len(batch))
+                for pending in batch:
+                    self._commit_alone(pending)
+                return
+            error = RejectedByStore(str(exc)[:500]) if _is_data_error(exc) else exc
             for pending in batch:
-                pending.future.set_exception(exc)
+                pending.future.set_exception(error)
             return
+        self._committed(batch, started)
+
+    def _commit_alone(self, pending: _Pending) -> None:
+        started = time.perf_counter()
+        try:
+            self._write([pending])
+        except Exception as exc:
+            self._failed([pending], exc)
+            pending.future.set_exception(RejectedByStore(str(exc)[:500]) if _is_data_error(exc) else exc)
+            return
+        self._committed([pending], started)
+
+    def _failed(self, batch: list[_Pending], error: Exception) -> None:
+        self._health.failed(error)
+        self._metrics.insert_failures.inc()
+        log.warning("insert_failed", error=str(error)[:500], exports=len(batch),
+                    spans=sum(p.rows.span_count for p in batch), calls=sum(len(p.rows.calls) for p in batch))
+
+    def _committed(self, batch: list[_Pending], started: float) -> None:
         self._health.committed()
+        span_count = sum(p.rows.span_count for p in batch)
+        calls = [c for p in batch for c in p.rows.calls]
         self._metrics.insert_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_spans.observe(span_count)
         self._metrics.spans_stored.inc(span_count)
