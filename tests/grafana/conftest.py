@@ -36,8 +36,9 @@ def make_call(index: int, **fields: object) -> LlmCall:
     """A priced, successful chat call; `fields` override any column."""
     base = dict(
         timestamp_ns=(T0_S + 10 + index * 15) * 1_000_000_000, trace_id=f"{index:032x}", span_id=f"{index:016x}",
-        parent_span_id="", span_name="chat gpt-4o", service_name="checkout", environment="prod",
-        provider="openai", operation="chat", model="gpt-4o", request_model="gpt-4o", response_model="gpt-4o",
+        parent_span_id="", span_name="chat gpt-4o", service_name="checkout", service_version="",
+        environment="prod", provider="openai", operation="chat", model="gpt-4o", request_model="gpt-4o",
+        response_model="gpt-4o",
         input_tokens=100, output_tokens=50, cached_input_tokens=None, cache_creation_input_tokens=None,
         reasoning_tokens=None, cost_usd=CALL_COST_USD, cost_status="priced", duration_ns=200_000_000,
         time_to_first_token_ns=None, is_streaming=False, finish_reason="stop", status_code="Unset",

@@ -1,0 +1,186 @@
+"""`Guard`: the app's view of its circuit breakers and the per-call route through them.
+
+The follower thread delivers state and reachability; the guard logs what changes (once per
+change, never on the hot path) and publishes a new `GuardState`. `route()` runs in the app's
+thread for calls while some breaker of the service is not closed; it takes no lock, does no
+I/O and, whatever goes wrong inside it, lets the call through unchanged (logged once).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from llmrel_instrumentation.attributes import (
+    BREAKER_DECISION,
+    BREAKER_DIVERTED_EVENT,
+    BREAKER_MODE,
+    BREAKER_REQUESTED_MODEL,
+    BREAKER_SCOPE,
+    BREAKER_STATE,
+    FEATURE,
+)
+from llmrel_instrumentation.breakers.config import GuardConfig, GuardMode, Unreachable
+from llmrel_instrumentation.breakers.follower import BreakerFollower
+from llmrel_instrumentation.breakers.state import BreakerEntry, Decision, GuardState, decide, parse_entry
+from llmrel_instrumentation.context import context_attributes
+
+_logger = logging.getLogger("llmrel_instrumentation.breakers")
+_KEY = otel_context.create_key("llmrel.breaker")
+
+
+class BreakerOpen(RuntimeError):
+    """Raised instead of an LLM call when its breaker is open and no fallback or handler serves it."""
+
+    def __init__(self, scope: str, state: str, model: str, reason: str) -> None:
+        super().__init__(f"llmrel circuit breaker {scope} is {state}"
+                         f"{f' ({reason})' if reason else ''}; no fallback model for {model!r}")
+        self.scope, self.state, self.model, self.reason = scope, state, model, reason
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerCall:
+    """A diverted call, as the app's handler gets it."""
+
+    scope: str
+    state: str
+    operation: str
+    model: str
+    kwargs: Mapping[str, Any]
+    reason: str
+
+
+Handler = Callable[[BreakerCall], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What happens to one call."""
+
+    decision: Decision
+    entry: BreakerEntry
+    operation: str
+    model: str
+    fallback: str | None
+
+    def attributes(self, mode: GuardMode) -> dict[str, str]:
+        attrs = {BREAKER_SCOPE: self.entry.scope, BREAKER_STATE: self.entry.state,
+                 BREAKER_DECISION: self.decision.value, BREAKER_MODE: mode.value}
+        if self.decision is Decision.FALLBACK:
+            attrs[BREAKER_REQUESTED_MODEL] = self.model
+        return attrs
+
+
+def breaker_attributes(context: otel_context.Context | None = None) -> Mapping[str, str] | None:
+    """The breaker decision for the LLM span starting in `context` (set by the openai wrappers)."""
+    value = otel_context.get_value(_KEY, context)
+    return value if isinstance(value, dict) else None
+
+
+def attach_attributes(attributes: dict[str, str]) -> object:
+    """Make `attributes` the breaker decision of the next LLM span started in this context."""
+    return otel_context.attach(otel_context.set_value(_KEY, attributes))
+
+
+class Guard:
+    """Follows one service's breakers and routes its LLM calls. See the package docstring."""
+
+    def __init__(self, config: GuardConfig, service: str, rng: Callable[[], float] = random.random) -> None:
+        self.config = config
+        self.service = service
+        self.state = GuardState()
+        self.handler: Handler | None = None
+        self._rng = rng
+        self._known = GuardState()
+        self._route_failed = False
+        self._follower = BreakerFollower(config.api_url, service, config.api_token, config.poll_s,
+                                         self.receive, self.reachability)
+
+    def start(self) -> Guard:
+        self._follower.start()
+        return self
+
+    def stop(self) -> None:
+        self._follower.stop()
+
+    # --- follower side
+
+    def receive(self, views: list[dict[str, Any]]) -> None:
+        """A new list of the service's breakers from llmrel."""
+        entries = [e for v in views if (e := parse_entry(v, self.service)) is not None]
+        fresh = GuardState.of(entries)
+        self._log_changes(self._known, fresh)
+        self._known = self.state = fresh
+
+    def reachability(self, reachable: bool, detail: str) -> None:
+        url = self.config.api_url
+        if reachable:
+            _logger.warning("llmrel: breaker state available from %s", url)
+            return
+        if self.config.unreachable is Unreachable.ALLOW:
+            self.state = GuardState()
+            _logger.warning("llmrel: breaker state unavailable from %s (%s); LLM calls go through unguarded "
+                            "(fail-open) until it answers", url, detail)
+        else:
+            _logger.warning("llmrel: breaker state unavailable from %s (%s); keeping the last known state", url,
+                            detail)
+
+    def _log_changes(self, old: GuardState, new: GuardState) -> None:
+        before = {e.scope: e for e in old.entries}
+        for entry in new.entries:
+            previous = before.pop(entry.scope, None)
+            if previous is not None and (previous.state, previous.enforced) == (entry.state, entry.enforced):
+                continue
+            _logger.warning("llmrel: circuit breaker %s is %s%s: %s", entry.scope, entry.state,
+                            f" ({entry.reason})" if entry.reason else "", self._effect(entry))
+        for scope in before:
+            _logger.warning("llmrel: circuit breaker %s is closed: calls take the primary path again", scope)
+
+    def _effect(self, entry: BreakerEntry) -> str:
+        if not entry.enforced:
+            return "dry run, calls unchanged"
+        if self.config.mode is GuardMode.OBSERVE:
+            return "observe mode, calls unchanged"
+        share = f"{entry.half_open_fraction:.0%} of calls probe the primary path, the rest " \
+            if entry.state == "half_open" else "calls "
+        target = ("go to the app's handler" if self.handler is not None else
+                  "fall back per LLMREL_FALLBACK_MODELS, else raise BreakerOpen")
+        return share + target
+
+    # --- app side (hot path)
+
+    def route(self, operation: str, kwargs: Mapping[str, Any]) -> Route | None:
+        """How to treat one call; None to let it through untouched. Never raises."""
+        try:
+            state = self.state
+            model = str(kwargs.get("model", ""))
+            feature = context_attributes().get(FEATURE, "") if state.uses_feature else ""
+            entry = state.lookup(operation, model, feature)
+            if entry is None:
+                return None
+            fallback = self.config.fallback_models.get(model)
+            decision = decide(entry, self.config.mode is GuardMode.ENFORCE, self._rng(), self.handler is not None,
+                              fallback is not None)
+            return Route(decision, entry, operation, model, fallback)
+        except Exception:
+            if not self._route_failed:
+                self._route_failed = True
+                _logger.exception("llmrel: breaker guard failed; calls go through unguarded")
+            return None
+
+    def mark_current_span(self, route: Route) -> None:
+        """Record a diversion that makes no LLM call (blocked, handler) on the span around it."""
+        try:
+            span = trace.get_current_span()
+            if span.is_recording():
+                attrs = route.attributes(self.config.mode)
+                span.set_attributes(attrs)
+                span.add_event(BREAKER_DIVERTED_EVENT, {**attrs, "gen_ai.request.model": route.model})
+        except Exception:
+            _logger.debug("llmrel: could not record the breaker decision", exc_info=True)
