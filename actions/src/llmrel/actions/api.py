@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -76,7 +77,7 @@ class ActionsApi:
                 return fn()
         try:
             return await run_in_threadpool(locked)
-        except Exception as exc:
+        except (ClickHouseError, OSError) as exc:
             raise HTTPException(503, f"store unavailable: {type(exc).__name__}: {exc}") from None
 
     def require_board(self) -> Board:

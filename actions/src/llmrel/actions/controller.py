@@ -5,7 +5,8 @@ after each analyzed batch) the leader:
 
 1. takes its inputs: findings from its own analyzers (handed over in process), findings other
    receivers or `llmrel analyze` stored (`llm_findings`, by detection time), and signals stored by
-   any receiver's HTTP API (Grafana alerts, overrides), each once;
+   any receiver's HTTP API (Grafana alerts, overrides), each once (re-reading a few seconds before
+   its cursors, for rows another receiver stored late);
 2. applies them in time order to the scopes' machines, lets time pass, and judges half-open
    probe windows on the calls stored for them (a grace period after each window ends, so late
    calls and their findings are in);
@@ -39,6 +40,7 @@ log = structlog.get_logger(__name__)
 _S = 1_000_000_000
 _OVERLAP_NS = 10 * _S  # re-read this much before a cursor: rows stored late by another receiver
 _FINDING_HORIZON_NS = 3600 * _S  # a new leader counts findings this far back
+_FRESH_SIGNALS_NS = 600 * _S  # the first leader ever (no cursor to inherit) applies signals this recent
 _MAX_QUEUED = 10_000
 
 
@@ -153,11 +155,13 @@ class BreakerController:
             self.breakers.machine(scope).restore_alerts(firing)
         now = self.clock()
         inherited = self.lease.inherited
-        last_step_ns = max((t.at_ns for t in last_steps), default=now)
-        self._cursors = Cursors(inherited.signals_ns or last_step_ns,
+        self._cursors = Cursors(inherited.signals_ns or now - _FRESH_SIGNALS_NS,
                                 inherited.findings_ns or now - _FINDING_HORIZON_NS)
         self._seen_findings.clear()
-        self._seen_signals.clear()
+        # Signals up to the previous leader's cursor were applied (and recorded) by it: not again.
+        self._seen_signals = {s.signal_id: s.received_ns
+                              for s in store.read_signals(self.client, inherited.signals_ns - _OVERLAP_NS)
+                              if s.received_ns <= inherited.signals_ns} if inherited.signals_ns else {}
         self._unwritten = []
         log.info("breaker_controller_leading", term=self.lease.term, scopes=len(last_steps))
 
@@ -174,11 +178,13 @@ class BreakerController:
             step = self.breakers.judge(scope, ProbeWindow(start, end, calls, failures, now))
             if step is not None:
                 steps.append(step)
-        self.board.publish(self.breakers.views())
         self._unwritten += steps
-        if self._unwritten:
-            store.write_transitions(self.client, self._unwritten, self.lease.term)
-            self._unwritten = []
+        try:  # recorded first, so what apps see is in the audit log; shown even when the write failed
+            if self._unwritten:
+                store.write_transitions(self.client, self._unwritten, self.lease.term)
+                self._unwritten = []
+        finally:
+            self.board.publish(self.breakers.views())
         for step in steps:
             log.info("breaker_transition", scope=step.scope, seq=step.seq, from_state=step.from_state.value,
                      to_state=step.to_state.value, cause=step.cause, reason=step.reason, dry_run=step.dry_run)

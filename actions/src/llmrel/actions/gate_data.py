@@ -16,12 +16,12 @@ from clickhouse_connect.driver.client import Client
 from llmrel.actions.gate import VersionSample
 
 _CALLS_SQL = """
-SELECT ServiceVersion AS version, Duration / 1e6 AS latency_ms, StatusCode = 'Error' AS error, CostUSD AS cost,
-       SpanId IN (
+SELECT ServiceVersion AS version, Duration / 1e6 AS latency_ms, toBool(StatusCode = 'Error') AS error,
+       CostUSD AS cost, toBool(SpanId IN (
            SELECT SpanId FROM llm_findings
            WHERE Kind = 'invariant' AND Metric != 'no_error' AND ServiceName = {service:String}
              AND EventTime >= fromUnixTimestamp64Nano({since:Int64})
-       ) AS violated
+       )) AS violated
 FROM llm_calls FINAL
 WHERE ServiceName = {service:String} AND ServiceVersion IN {versions:Array(String)}
   AND Timestamp >= fromUnixTimestamp64Nano({since:Int64})
