@@ -3,18 +3,24 @@
 The follower thread delivers state and reachability; the guard logs what changes (once per
 change, never on the hot path) and publishes a new `GuardState`. `route()` runs in the app's
 thread for calls while some breaker of the service is not closed; it takes no lock, does no
-I/O and, whatever goes wrong inside it, lets the call through unchanged (logged once).
+I/O and, whatever goes wrong inside it, lets the call through unchanged (logged once). Routes
+are built once per state, call key and decision and reused, so a diverted call costs a few
+dictionary lookups.
+
+The decision reaches the LLM span through a context variable the openai wrapper sets around the
+call (cheaper than an OpenTelemetry context copy; it follows the call into threads and tasks the
+same way), read by `EnrichmentSpanProcessor` when the instrumentation starts the span.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from llmrel_instrumentation.attributes import (
@@ -32,7 +38,11 @@ from llmrel_instrumentation.breakers.state import BreakerEntry, Decision, GuardS
 from llmrel_instrumentation.context import context_attributes
 
 _logger = logging.getLogger("llmrel_instrumentation.breakers")
-_KEY = otel_context.create_key("llmrel.breaker")
+_DECISION: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("llmrel_breaker_decision",
+                                                                                   default=None)
+_MISS = object()
+_MAX_ROUTES = 4096
+_Plan = tuple["BreakerEntry", bool, dict["Decision", "Route"]]
 
 
 class BreakerOpen(RuntimeError):
@@ -61,46 +71,94 @@ Handler = Callable[[BreakerCall], Any]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """What happens to one call."""
+    """What happens to one call, with the span attributes that record it."""
 
     decision: Decision
     entry: BreakerEntry
     operation: str
     model: str
     fallback: str | None
-
-    def attributes(self, mode: GuardMode) -> dict[str, str]:
-        attrs = {BREAKER_SCOPE: self.entry.scope, BREAKER_STATE: self.entry.state,
-                 BREAKER_DECISION: self.decision.value, BREAKER_MODE: mode.value}
-        if self.decision is Decision.FALLBACK:
-            attrs[BREAKER_REQUESTED_MODEL] = self.model
-        return attrs
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-def breaker_attributes(context: otel_context.Context | None = None) -> Mapping[str, str] | None:
-    """The breaker decision for the LLM span starting in `context` (set by the openai wrappers)."""
-    value = otel_context.get_value(_KEY, context)
-    return value if isinstance(value, dict) else None
+def _route(decision: Decision, entry: BreakerEntry, operation: str, model: str, fallback: str | None,
+           mode: GuardMode) -> Route:
+    attrs = {BREAKER_SCOPE: entry.scope, BREAKER_STATE: entry.state, BREAKER_DECISION: decision.value,
+             BREAKER_MODE: mode.value}
+    if decision is Decision.FALLBACK:
+        attrs[BREAKER_REQUESTED_MODEL] = model
+    return Route(decision, entry, operation, model, fallback, attrs)
 
 
-def attach_attributes(attributes: dict[str, str]) -> object:
-    """Make `attributes` the breaker decision of the next LLM span started in this context."""
-    return otel_context.attach(otel_context.set_value(_KEY, attributes))
+def breaker_attributes(context: object = None) -> Mapping[str, str] | None:
+    """The breaker decision for the LLM span starting now (set by the openai wrappers around the call)."""
+    return _DECISION.get()
+
+
+def attach_attributes(attributes: Mapping[str, str]) -> contextvars.Token[Mapping[str, str] | None]:
+    """Make `attributes` the breaker decision of LLM spans started until `detach_attributes(token)`."""
+    return _DECISION.set(attributes)
+
+
+def detach_attributes(token: contextvars.Token[Mapping[str, str] | None]) -> None:
+    _DECISION.reset(token)
 
 
 class Guard:
     """Follows one service's breakers and routes its LLM calls. See the package docstring."""
 
     def __init__(self, config: GuardConfig, service: str, rng: Callable[[], float] = random.random) -> None:
-        self.config = config
+        self._config = config
         self.service = service
-        self.state = GuardState()
-        self.handler: Handler | None = None
+        self._state = GuardState()
+        self._handler: Handler | None = None
+        self._routes: dict[tuple[Any, ...], Any] = {}
         self._rng = rng
         self._known = GuardState()
         self._route_failed = False
         self._follower = BreakerFollower(config.api_url, service, config.api_token, config.poll_s,
                                          self.receive, self.reachability)
+
+    # Changing any of these drops the routes built for the previous ones.
+
+    @property
+    def config(self) -> GuardConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: GuardConfig) -> None:
+        self._config, self._routes = config, {}
+
+    @property
+    def state(self) -> GuardState:
+        return self._state
+
+    @state.setter
+    def state(self, state: GuardState) -> None:
+        self._state, self._routes = state, {}
+
+    @property
+    def handler(self) -> Handler | None:
+        return self._handler
+
+    @handler.setter
+    def handler(self, handler: Handler | None) -> None:
+        self._handler, self._routes = handler, {}
+
+    def _plan(self, operation: str, model: str, feature: str) -> _Plan | None:
+        """The breaker governing calls with this key and the route of every possible decision (built once)."""
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        entry = self._state.lookup(operation, model, feature)
+        if entry is None:
+            return None
+        mode = self._config.mode
+        fallback = self._config.fallback_models.get(model)
+        return entry, fallback is not None, {d: _route(d, entry, operation, model, fallback, mode) for d in Decision}
+
+    @property
+    def _enforce(self) -> bool:
+        return self._config.mode is GuardMode.ENFORCE
 
     def start(self) -> Guard:
         self._follower.start()
@@ -158,16 +216,18 @@ class Guard:
     def route(self, operation: str, kwargs: Mapping[str, Any]) -> Route | None:
         """How to treat one call; None to let it through untouched. Never raises."""
         try:
-            state = self.state
-            model = str(kwargs.get("model", ""))
+            state = self._state
+            model = kwargs.get("model", "")
             feature = context_attributes().get(FEATURE, "") if state.uses_feature else ""
-            entry = state.lookup(operation, model, feature)
-            if entry is None:
+            key = (operation, model, feature)
+            plan = self._routes.get(key, _MISS)
+            if plan is _MISS:
+                plan = self._routes[key] = self._plan(operation, str(model), feature)
+            if plan is None:
                 return None
-            fallback = self.config.fallback_models.get(model)
-            decision = decide(entry, self.config.mode is GuardMode.ENFORCE, self._rng(), self.handler is not None,
-                              fallback is not None)
-            return Route(decision, entry, operation, model, fallback)
+            entry, has_fallback, by_decision = plan
+            draw = self._rng() if entry.state == "half_open" else 1.0
+            return by_decision[decide(entry, self._enforce, draw, self._handler is not None, has_fallback)]
         except Exception:
             if not self._route_failed:
                 self._route_failed = True
@@ -179,7 +239,7 @@ class Guard:
         try:
             span = trace.get_current_span()
             if span.is_recording():
-                attrs = route.attributes(self.config.mode)
+                attrs = dict(route.attributes)
                 span.set_attributes(attrs)
                 span.add_event(BREAKER_DIVERTED_EVENT, {**attrs, "gen_ai.request.model": route.model})
         except Exception:

@@ -4,8 +4,8 @@ embeddings (sync and async), installed outermost (after the instrumentations), u
 Per call: while every breaker of the service is closed, one attribute read and the original call.
 Otherwise the guard's route decides: the primary call (recorded as `probe`, `observe`, `dry_run`),
 the same call on the fallback model (`fallback`), the app's handler (`callback`) or `BreakerOpen`
-(`blocked`). The decision reaches the LLM span the instrumentation starts through the OTel
-context (`EnrichmentSpanProcessor` writes it), or the surrounding span when no call is made.
+(`blocked`). The decision reaches the LLM span the instrumentation starts through a context
+variable (`EnrichmentSpanProcessor` writes it), or the surrounding span when no call is made.
 """
 
 from __future__ import annotations
@@ -17,9 +17,15 @@ from collections.abc import Callable
 from typing import Any
 
 import wrapt
-from opentelemetry import context as otel_context
 
-from llmrel_instrumentation.breakers.guard import BreakerCall, BreakerOpen, Guard, Route, attach_attributes
+from llmrel_instrumentation.breakers.guard import (
+    BreakerCall,
+    BreakerOpen,
+    Guard,
+    Route,
+    attach_attributes,
+    detach_attributes,
+)
 from llmrel_instrumentation.breakers.state import Decision
 
 _logger = logging.getLogger("llmrel_instrumentation.breakers")
@@ -58,11 +64,11 @@ def _sync_wrapper(operation: str) -> Callable[..., Any]:
             return _diverted(guard, route, kwargs)
         if route.decision is Decision.FALLBACK:
             kwargs = {**kwargs, "model": route.fallback}
-        token = attach_attributes(route.attributes(guard.config.mode))
+        token = attach_attributes(route.attributes)
         try:
             return wrapped(*args, **kwargs)
         finally:
-            otel_context.detach(token)  # type: ignore[arg-type]
+            detach_attributes(token)
 
     return wrapper
 
@@ -83,11 +89,11 @@ def _async_wrapper(operation: str) -> Callable[..., Any]:
                 return await value if inspect.isawaitable(value) else value
             if route.decision is Decision.FALLBACK:
                 call_kwargs = {**kwargs, "model": route.fallback}
-            token = attach_attributes(route.attributes(guard.config.mode))
+            token = attach_attributes(route.attributes)
             try:
                 return await wrapped(*args, **call_kwargs)
             finally:
-                otel_context.detach(token)  # type: ignore[arg-type]
+                detach_attributes(token)
 
         return call()
 
