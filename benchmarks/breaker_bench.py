@@ -38,7 +38,7 @@ import openai
 import wrapt
 
 from llmrel.actions.breakers import BreakerSet, policy_lookup
-from llmrel.actions.machine import BreakerPolicy, FindingSeen, State, Tick
+from llmrel.actions.machine import BreakerPolicy, FindingSeen, State
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.ruleaction import attach_actions
 from llmrel.analyzers.ruleset import load_ruleset

@@ -104,7 +104,8 @@ class BreakerController:
         """Stop the loop, then give up the lead so another receiver takes over at once."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
         try:
             self.lease.release(self._cursors)
         except Exception:

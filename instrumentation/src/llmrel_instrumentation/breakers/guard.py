@@ -111,6 +111,7 @@ class Guard:
         self._config = config
         self.service = service
         self._state = GuardState()
+        self.armed = False  # some breaker of the service is not closed: the one flag the hot path reads
         self._handler: Handler | None = None
         self._routes: dict[tuple[Any, ...], Any] = {}
         self._rng = rng
@@ -135,7 +136,7 @@ class Guard:
 
     @state.setter
     def state(self, state: GuardState) -> None:
-        self._state, self._routes = state, {}
+        self._state, self._routes, self.armed = state, {}, bool(state.entries)
 
     @property
     def handler(self) -> Handler | None:

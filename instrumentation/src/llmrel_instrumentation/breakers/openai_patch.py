@@ -55,7 +55,7 @@ def _diverted(guard: Guard, route: Route, kwargs: dict[str, Any]) -> Any:
 def _sync_wrapper(operation: str) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         guard = _guard
-        if guard is None or not guard.state.entries:
+        if guard is None or not guard.armed:
             return wrapped(*args, **kwargs)
         route = guard.route(operation, kwargs)
         if route is None:
@@ -76,7 +76,7 @@ def _sync_wrapper(operation: str) -> Callable[..., Any]:
 def _async_wrapper(operation: str) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         guard = _guard
-        if guard is None or not guard.state.entries:
+        if guard is None or not guard.armed:
             return wrapped(*args, **kwargs)
         route = guard.route(operation, kwargs)
         if route is None:
