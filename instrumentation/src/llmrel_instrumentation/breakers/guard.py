@@ -38,11 +38,12 @@ from llmrel_instrumentation.breakers.state import BreakerEntry, Decision, GuardS
 from llmrel_instrumentation.context import context_attributes
 
 _logger = logging.getLogger("llmrel_instrumentation.breakers")
-_DECISION: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("llmrel_breaker_decision",
-                                                                                   default=None)
+DECISION: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("llmrel_breaker_decision",
+                                                                                  default=None)
+"""The breaker decision (span attributes) of the LLM call running in this context, if any."""
 _MISS = object()
 _MAX_ROUTES = 4096
-_Plan = tuple["BreakerEntry", bool, dict["Decision", "Route"]]
+_Plan = tuple[float, "Route", "Route"]
 
 
 class BreakerOpen(RuntimeError):
@@ -79,6 +80,8 @@ class Route:
     model: str
     fallback: str | None
     attributes: Mapping[str, str] = field(default_factory=dict)
+    makes_call: bool = True  # False: answered without an LLM call (handler, BreakerOpen)
+    call_model: str | None = None  # the model to call instead of the requested one
 
 
 def _route(decision: Decision, entry: BreakerEntry, operation: str, model: str, fallback: str | None,
@@ -87,21 +90,23 @@ def _route(decision: Decision, entry: BreakerEntry, operation: str, model: str, 
              BREAKER_MODE: mode.value}
     if decision is Decision.FALLBACK:
         attrs[BREAKER_REQUESTED_MODEL] = model
-    return Route(decision, entry, operation, model, fallback, attrs)
+    return Route(decision, entry, operation, model, fallback, attrs,
+                 makes_call=decision not in (Decision.BLOCKED, Decision.CALLBACK),
+                 call_model=fallback if decision is Decision.FALLBACK else None)
 
 
 def breaker_attributes(context: object = None) -> Mapping[str, str] | None:
     """The breaker decision for the LLM span starting now (set by the openai wrappers around the call)."""
-    return _DECISION.get()
+    return DECISION.get()
 
 
 def attach_attributes(attributes: Mapping[str, str]) -> contextvars.Token[Mapping[str, str] | None]:
     """Make `attributes` the breaker decision of LLM spans started until `detach_attributes(token)`."""
-    return _DECISION.set(attributes)
+    return DECISION.set(attributes)
 
 
 def detach_attributes(token: contextvars.Token[Mapping[str, str] | None]) -> None:
-    _DECISION.reset(token)
+    DECISION.reset(token)
 
 
 class Guard:
@@ -147,7 +152,8 @@ class Guard:
         self._handler, self._routes = handler, {}
 
     def _plan(self, operation: str, model: str, feature: str) -> _Plan | None:
-        """The breaker governing calls with this key and the route of every possible decision (built once)."""
+        """For calls with this key: the half-open fraction (0 when not half-open), the route of a call drawn
+        into that fraction and the route of any other call (built once per state, config and handler)."""
         if len(self._routes) >= _MAX_ROUTES:
             self._routes.clear()
         entry = self._state.lookup(operation, model, feature)
@@ -155,11 +161,14 @@ class Guard:
             return None
         mode = self._config.mode
         fallback = self._config.fallback_models.get(model)
-        return entry, fallback is not None, {d: _route(d, entry, operation, model, fallback, mode) for d in Decision}
+        enforce, handler = mode is GuardMode.ENFORCE, self._handler is not None
 
-    @property
-    def _enforce(self) -> bool:
-        return self._config.mode is GuardMode.ENFORCE
+        def route_for(draw: float) -> Route:
+            decision = decide(entry, enforce, draw, handler, fallback is not None)
+            return _route(decision, entry, operation, model, fallback, mode)
+
+        fraction = entry.half_open_fraction if entry.state == "half_open" else 0.0
+        return fraction, route_for(0.0), route_for(1.0)
 
     def start(self) -> Guard:
         self._follower.start()
@@ -226,9 +235,8 @@ class Guard:
                 plan = self._routes[key] = self._plan(operation, str(model), feature)
             if plan is None:
                 return None
-            entry, has_fallback, by_decision = plan
-            draw = self._rng() if entry.state == "half_open" else 1.0
-            return by_decision[decide(entry, self._enforce, draw, self._handler is not None, has_fallback)]
+            fraction, drawn, other = plan
+            return drawn if fraction and self._rng() < fraction else other
         except Exception:
             if not self._route_failed:
                 self._route_failed = True

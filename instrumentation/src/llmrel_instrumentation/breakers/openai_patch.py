@@ -19,12 +19,11 @@ from typing import Any
 import wrapt
 
 from llmrel_instrumentation.breakers.guard import (
+    DECISION,
     BreakerCall,
     BreakerOpen,
     Guard,
     Route,
-    attach_attributes,
-    detach_attributes,
 )
 from llmrel_instrumentation.breakers.state import Decision
 
@@ -60,15 +59,15 @@ def _sync_wrapper(operation: str) -> Callable[..., Any]:
         route = guard.route(operation, kwargs)
         if route is None:
             return wrapped(*args, **kwargs)
-        if route.decision in (Decision.BLOCKED, Decision.CALLBACK):
+        if not route.makes_call:
             return _diverted(guard, route, kwargs)
-        if route.decision is Decision.FALLBACK:
-            kwargs = {**kwargs, "model": route.fallback}
-        token = attach_attributes(route.attributes)
+        if route.call_model is not None:
+            kwargs = {**kwargs, "model": route.call_model}
+        token = DECISION.set(route.attributes)
         try:
             return wrapped(*args, **kwargs)
         finally:
-            detach_attributes(token)
+            DECISION.reset(token)
 
     return wrapper
 
@@ -84,16 +83,16 @@ def _async_wrapper(operation: str) -> Callable[..., Any]:
 
         async def call() -> Any:
             call_kwargs = kwargs
-            if route.decision in (Decision.BLOCKED, Decision.CALLBACK):
+            if not route.makes_call:
                 value = _diverted(guard, route, kwargs)
                 return await value if inspect.isawaitable(value) else value
-            if route.decision is Decision.FALLBACK:
-                call_kwargs = {**kwargs, "model": route.fallback}
-            token = attach_attributes(route.attributes)
+            if route.call_model is not None:
+                call_kwargs = {**kwargs, "model": route.call_model}
+            token = DECISION.set(route.attributes)
             try:
                 return await wrapped(*args, **call_kwargs)
             finally:
-                detach_attributes(token)
+                DECISION.reset(token)
 
         return call()
 
