@@ -150,7 +150,7 @@ def build_actions_router(api: ActionsApi, auth: Callable[[Request], bool]) -> AP
             signals.append(override_signal(scope, change.state, change.reason, change.actor, now))
         _, _, before = board.select(scope=scope)
         seq_before = before[0]["seq"] if before else 0
-        await api.db(lambda: store.write_signal(api.client, signals))
+        await api.db(lambda: store.write_signals(api.client, signals))
         api.notify()
         view = await _applied(board, scope, seq_before, change)
         if view is None:
@@ -175,7 +175,7 @@ def build_actions_router(api: ActionsApi, auth: Callable[[Request], bool]) -> AP
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         signals = notification_signals(parsed, time.time_ns())
-        await api.db(lambda: store.write_signal(api.client, signals))
+        await api.db(lambda: store.write_signals(api.client, signals))
         if signals:
             api.notify()
         return JSONResponse({"accepted": len(signals), "scopes": sorted({s.scope for s in signals}),

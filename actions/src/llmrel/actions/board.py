@@ -28,10 +28,6 @@ class Board:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.ready = False
 
-    @property
-    def version(self) -> int:
-        return self._version
-
     def publish(self, views: Iterable[BreakerView]) -> bool:
         """Replace the views; wake waiters when anything changed. Returns whether it changed."""
         fresh = {v.last.scope: v.to_json() for v in views}

@@ -61,7 +61,7 @@ def history(client: Client, scope: str | None = None, per_scope: int = 10) -> li
     return [_transition(row) for row in rows]
 
 
-def write_signal(client: Client, signals: Sequence[Signal]) -> None:
+def write_signals(client: Client, signals: Sequence[Signal]) -> None:
     if signals:
         client.insert(SIGNALS_TABLE, [(s.signal_id, s.received_ns // _MS, s.kind, s.scope, s.payload_json(), s.actor)
                                       for s in signals], column_names=list(SIGNAL_COLUMNS))

@@ -60,9 +60,10 @@ def parse_entry(view: Mapping[str, Any], service: str) -> BreakerEntry | None:
         if state not in _SEVERITY or parts[0] != service or not 1 <= len(parts) <= 4:
             return None
         parts += [ANY] * (4 - len(parts))
+        fraction = min(max(float(view.get("half_open_fraction", 0.0)), 0.0), 1.0)
+        reason = str((view.get("why") or {}).get("reason", ""))
         return BreakerEntry(scope, (parts[1], parts[2], parts[3]), state, bool(view.get("enforced", True)),
-                            min(max(float(view.get("half_open_fraction", 0.0)), 0.0), 1.0), str(
-                                (view.get("why") or {}).get("reason", "")))
+                            fraction, reason)
     except (KeyError, TypeError, ValueError):
         return None
 
