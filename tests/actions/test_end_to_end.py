@@ -31,7 +31,7 @@ rules:
     action: {breaker: "{service}/{operation}", trip_after: 3, within: 30s}
 """
 SERVE_ENV = {
-    "LLMREL_BREAKER_MIN_OPEN_S": "4", "LLMREL_BREAKER_PROBE_WINDOW_S": "2", "LLMREL_BREAKER_CLOSE_AFTER": "2",
+    "LLMREL_BREAKER_MIN_OPEN_S": "6", "LLMREL_BREAKER_PROBE_WINDOW_S": "2", "LLMREL_BREAKER_CLOSE_AFTER": "2",
     "LLMREL_BREAKER_MIN_PROBE_CALLS": "3", "LLMREL_BREAKER_HALF_OPEN_FRACTION": "0.5",
     "LLMREL_BREAKER_TICK_S": "0.2", "LLMREL_BREAKER_DRY_RUN": '["shadow/*"]',
 }
@@ -105,7 +105,7 @@ def test_breaker_opens_on_findings_and_the_app_falls_back(run: Run) -> None:
 
 def test_half_open_probes_the_primary_and_closes(run: Run) -> None:
     t = run.times
-    assert t["half_open"] - t["open"] >= 4 - 0.5  # minimum open time
+    assert t["half_open"] - t["open"] >= 6 - 0.5  # minimum open time
     assert t["closed"] - t["half_open"] < 30
     after = [r["model"] for r in run.requests if r["time"] > t["closed"] + 0.5]
     assert after and PRIMARY in after
