@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY otlp-receiver/src ./otlp-receiver/src
 COPY analyzers/src ./analyzers/src
+COPY actions/src ./actions/src
 COPY grafana/src ./grafana/src
 COPY schemas ./schemas
 COPY core ./core

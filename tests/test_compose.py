@@ -90,7 +90,8 @@ def test_grafana_mounts_llmrel_provisioning_and_dashboards_where_the_provider_re
 def test_grafana_provisioning_variables_are_all_set():
     used = {m for f in (ROOT / "grafana/provisioning").rglob("*.y*ml")
             for m in re.findall(r"\$\{?([A-Z][A-Z0-9_]*)\}?", f.read_text())}
-    environment = _environment("grafana", {"CLICKHOUSE_PASSWORD": "pw", "GRAFANA_ADMIN_PASSWORD": "pw"})
+    environment = _environment("grafana", {"CLICKHOUSE_PASSWORD": "pw", "GRAFANA_ADMIN_PASSWORD": "pw",
+                                           "LLMREL_AUTH_TOKEN": "token"})
     assert {v for v in used if not environment.get(v)} == set()
     assert environment["LLMREL_CH_HOST"] == "clickhouse"
     assert environment["LLMREL_CH_DATABASE"] == _environment("clickhouse")["CLICKHOUSE_DB"]

@@ -22,7 +22,8 @@ JUNE_2026_NS = int(datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()) * 10**9
 def make_call(**fields: Any) -> LlmCall:
     values: dict[str, Any] = {
         "timestamp_ns": JUNE_2026_NS, "trace_id": "ab" * 16, "span_id": "cd" * 8, "parent_span_id": "",
-        "span_name": "chat", "service_name": "support-bot", "environment": "prod", "provider": "openai",
+        "span_name": "chat", "service_name": "support-bot", "service_version": "", "environment": "prod",
+        "provider": "openai",
         "operation": "chat", "model": "", "request_model": "", "response_model": "", "input_tokens": None,
         "output_tokens": None, "cached_input_tokens": None, "cache_creation_input_tokens": None,
         "reasoning_tokens": None, "cost_usd": None, "cost_status": "unpriced", "duration_ns": 1_000_000,

@@ -79,6 +79,34 @@ class Settings(BaseSettings):
     analyzers_enabled: bool = True
     rules_file: Path | None = Field(default=None, description="User invariant rules (YAML), added to the default pack")
 
+    # Actions: circuit breakers, Grafana alert webhooks, outgoing webhooks, canary gate (llmrel.actions)
+    breakers_enabled: bool = Field(default=True, description="Run the breaker controller in serve")
+    breaker_min_open_s: float = Field(default=60.0, ge=0, description="An open breaker stays open at least this long")
+    breaker_half_open_fraction: float = Field(default=0.1, gt=0, le=1,
+                                              description="Share of calls a half-open breaker lets through")
+    breaker_close_after: int = Field(default=3, ge=1, description="Healthy probe windows before half-open closes")
+    breaker_probe_window_s: float = Field(default=60.0, gt=0, description="Length of a half-open probe window")
+    breaker_min_probe_calls: int = Field(default=10, ge=1,
+                                         description="Calls a probe window needs to count as healthy")
+    breaker_probe_max_failure_rate: float = Field(default=0.1, ge=0, le=1,
+                                                  description="Share of probe calls with a finding a healthy "
+                                                              "window tolerates")
+    breaker_dry_run: list[str] = Field(default_factory=list,
+                                       description="Scope globs whose transitions are recorded, not enforced")
+    breaker_lease_s: float = Field(default=15.0, gt=0, description="Leader lease of the breaker controller")
+    breaker_tick_s: float = Field(default=0.5, gt=0, le=10, description="Controller evaluation interval")
+    breaker_webhook_urls: list[str] = Field(default_factory=list,
+                                            description="URLs that get a signed JSON POST per transition")
+    breaker_webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of outgoing webhooks")
+    grafana_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret of the Grafana contact point: signatures required when set")
+    grafana_webhook_signature_header: str = "X-Grafana-Alerting-Signature"
+    grafana_webhook_timestamp_header: str | None = Field(
+        default=None, description="Header carrying the signed timestamp (Grafana hmacConfig.timestampHeader)")
+    grafana_webhook_max_skew_s: int = Field(default=300, ge=1, description="Oldest signed timestamp accepted")
+    gate_min_calls: int = Field(default=50, ge=1, description="Calls each version needs before the gate judges")
+    gate_alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of the gate (all metrics)")
+
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -109,6 +137,14 @@ class Settings(BaseSettings):
             raise ValueError("is empty: set a token, or unset the variable to serve loopback without one")
         if not all("!" <= c <= "~" for c in token):
             raise ValueError("must be printable ASCII without spaces (it is sent in an HTTP/gRPC header)")
+        return value
+
+    @field_validator("breaker_webhook_urls")
+    @classmethod
+    def _check_webhook_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
+                raise ValueError(f"expected an http(s) URL, got {url!r}")
         return value
 
     @field_validator("prices_file", "rules_file", "tls_cert_file", "tls_key_file")

@@ -63,6 +63,7 @@ class LlmCall(NamedTuple):
     parent_span_id: str
     span_name: str
     service_name: str
+    service_version: str  # resource `service.version` (what canary gates compare)
     environment: str
     provider: str
     operation: str  # chat | text_completion | embeddings | execute_tool | invoke_agent | ...
@@ -102,8 +103,8 @@ class LlmCall(NamedTuple):
 
 
 LLM_CALL_COLUMNS: tuple[str, ...] = (
-    "Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "ServiceName", "Environment",
-    "Provider", "Operation", "Model", "RequestModel", "ResponseModel", "InputTokens", "OutputTokens",
+    "Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "ServiceName", "ServiceVersion",
+    "Environment", "Provider", "Operation", "Model", "RequestModel", "ResponseModel", "InputTokens", "OutputTokens",
     "CachedInputTokens", "CacheCreationInputTokens", "ReasoningTokens", "CostUSD", "CostStatus",
     "Duration", "TimeToFirstToken", "IsStreaming", "FinishReason", "StatusCode", "StatusMessage",
     "ErrorType", "Temperature", "TopP", "MaxTokens", "ToolCalls", "ToolName", "ResponseId",

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from llmrel.actions.machine import State, Transition
+from llmrel.actions.store import write_transitions
 from llmrel.analyzers.findings import FINDING_COLUMNS, Finding, finding_id
 from llmrel.config import load_settings
 from llmrel.grafana.provisioning import Bundle, build_bundle
@@ -36,8 +38,9 @@ def make_call(index: int, **fields: object) -> LlmCall:
     """A priced, successful chat call; `fields` override any column."""
     base = dict(
         timestamp_ns=(T0_S + 10 + index * 15) * 1_000_000_000, trace_id=f"{index:032x}", span_id=f"{index:016x}",
-        parent_span_id="", span_name="chat gpt-4o", service_name="checkout", environment="prod",
-        provider="openai", operation="chat", model="gpt-4o", request_model="gpt-4o", response_model="gpt-4o",
+        parent_span_id="", span_name="chat gpt-4o", service_name="checkout", service_version="",
+        environment="prod", provider="openai", operation="chat", model="gpt-4o", request_model="gpt-4o",
+        response_model="gpt-4o",
         input_tokens=100, output_tokens=50, cached_input_tokens=None, cache_creation_input_tokens=None,
         reasoning_tokens=None, cost_usd=CALL_COST_USD, cost_status="priced", duration_ns=200_000_000,
         time_to_first_token_ns=None, is_streaming=False, finish_reason="stop", status_code="Unset",
@@ -118,6 +121,23 @@ def seeded_findings() -> list[Finding]:
     return findings
 
 
+def seeded_breaker_steps() -> list[Transition]:
+    """checkout/chat opens on findings, probes and closes; search is pinned open by hand."""
+    s = 1_000_000_000
+    at = [(T0_S + offset) * s for offset in (1200, 1800, 2400, 3000)]
+    common = {"scope": "checkout/chat", "reason": "r"}
+    return [
+        Transition(**common, seq=1, at_ns=at[0], from_state=State.CLOSED, to_state=State.OPEN, cause="findings",
+                   finding_ids=("a", "b", "c"), opened_by="findings", since_ns=at[0]),
+        Transition(**common, seq=2, at_ns=at[1], from_state=State.OPEN, to_state=State.HALF_OPEN, cause="min_open",
+                   opened_by="findings", since_ns=at[1]),
+        Transition(**common, seq=3, at_ns=at[2], from_state=State.HALF_OPEN, to_state=State.CLOSED,
+                   cause="probe_healthy", since_ns=at[2]),
+        Transition(scope="search", seq=1, at_ns=at[3], from_state=State.CLOSED, to_state=State.OPEN, cause="manual",
+                   reason="bad prompt release", actor="ana", override="open", opened_by="manual", since_ns=at[3]),
+    ]
+
+
 @dataclass(frozen=True)
 class StoredQuery:
     """One SQL query as stored in a dashboard: where it lives and how Grafana reads its result."""
@@ -183,6 +203,7 @@ def traffic_store(chdb_dir: Path) -> Iterator[Client]:
     client.insert("otel_traces", trace_spans(), column_names=list(SPAN_COLUMNS))
     findings = seeded_findings()
     client.insert("llm_findings", [f.row() for f in findings], column_names=list(FINDING_COLUMNS))
+    write_transitions(client, seeded_breaker_steps(), term=1)
     yield client
     client.command(f"DROP DATABASE IF EXISTS {client.database}")
     client.close()

@@ -45,7 +45,7 @@ def run(store, sql: str, variables=ALL_VALUES, interval_s: float = 60):
 
 def check_shape(query: StoredQuery, columns: list[tuple[str, str]], rows: list[tuple]) -> None:
     names, kinds = [c[0] for c in columns], [c[1] for c in columns]
-    if query.kind == "timeseries":
+    if query.kind in ("timeseries", "state-timeline"):
         assert names[0] == "time" and kinds[0] == "time", columns
         assert set(kinds[1:]) <= {"number", "text"} and "number" in kinds, columns
     elif query.kind == "stat":
@@ -63,9 +63,10 @@ def check_shape(query: StoredQuery, columns: list[tuple[str, str]], rows: list[t
 def test_the_dashboards_hold_the_expected_panels():
     kinds = {(q.dashboard, q.kind) for q in QUERIES}
     assert {d for d, _ in kinds} == {"llmrel-overview", "llmrel-quality", "llmrel-drift", "llmrel-cost",
-                                      "llmrel-traces"}
+                                      "llmrel-traces", "llmrel-actions"}
     assert ("llmrel-traces", "traces") in kinds and ("llmrel-drift", "annotation") in kinds
-    assert sum(q.kind == "variable" for q in QUERIES) == 5 * 5
+    assert ("llmrel-actions", "state-timeline") in kinds and ("llmrel-overview", "annotation") in kinds
+    assert sum(q.kind == "variable" for q in QUERIES) == 6 * 5
 
 
 @pytest.mark.parametrize("variables", [ALL_VALUES, SPECIFIC], ids=["all", "specific"])
@@ -165,3 +166,21 @@ def test_trace_drilldown_returns_the_trace(traffic_store):
     assert rows[1][6] == pytest.approx(800.0)
     worst = value(traffic_store, "llmrel-traces", "Traces with failing or slow LLM calls")
     assert worst[0][4] == 1 and worst[0][5] == pytest.approx(30_000.0)
+
+
+def test_actions_show_breaker_state_and_transitions(traffic_store):
+    assert value(traffic_store, "llmrel-actions", "Open breakers") == [(1,)]
+    assert value(traffic_store, "llmrel-actions", "Half-open breakers") == [(0,)]
+    assert value(traffic_store, "llmrel-actions", "State changes") == [(4,)]
+    assert value(traffic_store, "llmrel-actions", "Pinned or dry run") == [(1,)]
+    now = value(traffic_store, "llmrel-actions", "Breakers now")
+    assert [(r[0], r[1], r[3], r[4]) for r in now] == [("search", "open", "pinned open", "manual"),
+                                                       ("checkout/chat", "closed", "auto", "probe_healthy")]
+    timeline = value(traffic_store, "llmrel-actions", "Breaker state")
+    assert [(r[1], r[2]) for r in timeline] == [("checkout/chat", 2), ("checkout/chat", 1), ("checkout/chat", 0),
+                                               ("search", 2)]
+    only_search = {**ALL_VALUES, "service": ["search"]}
+    assert [r[1] for r in value(traffic_store, "llmrel-actions", "Transitions", only_search)] == ["search"]
+    annotations = value(traffic_store, "llmrel-overview", "Breakers")
+    assert annotations[0][1] == "checkout/chat: closed → open (findings) r by llmrel"
+    assert annotations[-1][2] == ["search", "open", "manual"]

@@ -122,7 +122,7 @@ def test_alert_rule_validates_and_links_resolve(group, rule):
 def test_contact_points_templates_and_policy():
     points = load_yaml(ALERTING / "contact-points.yaml")["contactPoints"]
     receivers = {p["name"] for p in points}
-    assert receivers == {"llmrel-slack", "llmrel-pagerduty", "llmrel-webhook"}
+    assert receivers == {"llmrel-slack", "llmrel-pagerduty", "llmrel-webhook", "llmrel-actions"}
     for point in points:
         (receiver,) = point["receivers"]
         decoded = am.ContactPoint.from_json({"name": point["name"], **receiver})

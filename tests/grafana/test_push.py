@@ -18,7 +18,9 @@ from tests.grafana.fake_grafana import FakeGrafana
 
 TOKEN = "glsa_test_token"
 SECRETS = {"LLMREL_SLACK_WEBHOOK_URL": "https://hooks.slack.example/T/B/x",
-           "LLMREL_PAGERDUTY_INTEGRATION_KEY": "pd-key-123", "LLMREL_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook"}
+           "LLMREL_PAGERDUTY_INTEGRATION_KEY": "pd-key-123", "LLMREL_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+           "LLMREL_ACTIONS_WEBHOOK_URL": "http://llmrel:4318/api/v1/alerts/grafana", "LLMREL_AUTH_TOKEN": "tok",
+           "LLMREL_GRAFANA_WEBHOOK_SECRET": "hmac-key"}
 CONNECTION = ClickHouseConnection(host="clickhouse", port=9000, username="grafana", password="pw", database="llmrel")
 
 
@@ -40,9 +42,9 @@ def test_first_push_creates_everything_in_order(grafana):
     assert writes == [
         ("POST", "/api/folders"),
         ("POST", "/api/datasources"),
-        *[("POST", "/api/dashboards/db")] * 5,
+        *[("POST", "/api/dashboards/db")] * 6,
         ("PUT", "/api/v1/provisioning/templates/llmrel"),
-        *[("POST", "/api/v1/provisioning/contact-points")] * 3,
+        *[("POST", "/api/v1/provisioning/contact-points")] * 4,
         ("PUT", "/api/v1/provisioning/folder/llmrel/rule-groups/llmrel-quality"),
         ("PUT", "/api/v1/provisioning/folder/llmrel/rule-groups/llmrel-service"),
         ("PUT", "/api/v1/provisioning/folder/llmrel/rule-groups/llmrel-cost"),
@@ -66,7 +68,11 @@ def test_first_push_creates_everything_in_order(grafana):
     slack = grafana.state.contact_points["llmrel-slack"]
     assert slack["type"] == "slack" and slack["settings"]["url"] == SECRETS["LLMREL_SLACK_WEBHOOK_URL"]
     assert [r["receiver"] for r in grafana.state.policy["routes"]] == [
-        "llmrel-pagerduty", "llmrel-webhook", "llmrel-slack"]
+        "llmrel-actions", "llmrel-pagerduty", "llmrel-webhook", "llmrel-slack"]
+    actions = grafana.state.contact_points["llmrel-actions"]["settings"]
+    assert (actions["url"], actions["authorization_credentials"], actions["hmacConfig"]) == (
+        SECRETS["LLMREL_ACTIONS_WEBHOOK_URL"], "tok",
+        {"secret": "hmac-key", "header": "X-Grafana-Alerting-Signature"})
 
 
 def test_second_push_writes_nothing(grafana):
@@ -76,7 +82,7 @@ def test_second_push_writes_nothing(grafana):
     report = push(api_for(grafana), build_bundle(secrets=SECRETS), CONNECTION, with_policy=True)
     assert grafana.errors == []
     assert [c for c in grafana.calls[first:] if c.method != "GET"] == []
-    assert report.writes == 0 and len(report.unchanged) == 1 + 1 + 5 + 1 + 3 + 3 + 1
+    assert report.writes == 0 and len(report.unchanged) == 1 + 1 + 6 + 1 + 4 + 3 + 1
 
 
 def test_a_changed_threshold_rewrites_only_its_rule_group(grafana):
@@ -105,11 +111,11 @@ def test_force_rewrites_and_the_cli_drives_a_push(grafana, monkeypatch):
     args = ["grafana", "push", "--url", grafana.url, "--token", TOKEN, "--ch-host", "clickhouse"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert first.output.count("created") == 1 + 1 + 5 + 1 + 3 + 3
+    assert first.output.count("created") == 1 + 1 + 6 + 1 + 4 + 3
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "created" not in again.output and "updated" not in again.output
     forced = runner.invoke(app, [*args, "--force"])
-    assert forced.exit_code == 0 and forced.output.count("updated") == 1 + 1 + 5 + 1 + 3 + 3
+    assert forced.exit_code == 0 and forced.output.count("updated") == 1 + 1 + 6 + 1 + 4 + 3
     assert grafana.errors == []
 
 

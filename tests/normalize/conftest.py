@@ -36,7 +36,8 @@ def expected_call(span: SpanRecord, **fields: Any) -> LlmCall:
     values: dict[str, Any] = {
         "timestamp_ns": span.timestamp_ns, "trace_id": span.trace_id, "span_id": span.span_id,
         "parent_span_id": span.parent_span_id, "span_name": span.span_name, "service_name": span.service_name,
-        "environment": "prod", "provider": "", "operation": "chat", "model": "", "request_model": "",
+        "service_version": span.resource_attributes.get("service.version", ""), "environment": "prod",
+        "provider": "", "operation": "chat", "model": "", "request_model": "",
         "response_model": "", "input_tokens": None, "output_tokens": None, "cached_input_tokens": None,
         "cache_creation_input_tokens": None, "reasoning_tokens": None, "cost_usd": None, "cost_status": "no_usage",
         "duration_ns": span.duration_ns, "time_to_first_token_ns": None, "is_streaming": False,

@@ -18,6 +18,12 @@ STREAM_COMPLETED = "llmrel.stream.completed"
 STREAM_CHUNKS = "llmrel.stream.chunks"
 ESTIMATED_OUTPUT_TOKENS = "llmrel.usage.estimated_output_tokens"
 SAMPLING_PROMOTED = "llmrel.sampling.promoted"
+BREAKER_SCOPE = "llmrel.breaker.scope"
+BREAKER_STATE = "llmrel.breaker.state"  # open | half_open
+BREAKER_DECISION = "llmrel.breaker.decision"  # probe | fallback | callback | blocked | observe | dry_run
+BREAKER_MODE = "llmrel.breaker.mode"  # observe | enforce
+BREAKER_REQUESTED_MODEL = "llmrel.breaker.requested_model"  # the model asked for, when a fallback served
+BREAKER_DIVERTED_EVENT = "llmrel.breaker.diverted"
 
 _LLM_MARKER_KEYS: tuple[str, ...] = (
     "gen_ai.operation.name",

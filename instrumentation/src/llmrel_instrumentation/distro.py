@@ -22,6 +22,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.util._importlib_metadata import EntryPoint, entry_points
 
+from llmrel_instrumentation.breakers import start_guard
+from llmrel_instrumentation.breakers.config import GuardConfig
 from llmrel_instrumentation.config import InstrumentationConfig, apply_env_defaults
 from llmrel_instrumentation.content import ContentPolicyExporter
 from llmrel_instrumentation.diagnostics import (
@@ -95,12 +97,16 @@ class LlmrelDistro(BaseDistro):
     """Distro for LLM apps: defaults, loud failures for LLM instrumentations, one instrumentation per library."""
 
     config: InstrumentationConfig | None = None
+    guard_config: GuardConfig | None = None
     loaded: dict[str, str]
     problems: list[str]
     _winners: dict[str, str] | None = None
 
     def _configure(self, **kwargs: Any) -> None:
         self.config = _configure_env(os.environ)
+        self.guard_config, problems = GuardConfig.from_env(os.environ)
+        for message in problems:
+            _logger.warning("llmrel: %s", message)
         self.loaded = {}
         self.problems = []
 
@@ -142,8 +148,14 @@ class LlmrelDistro(BaseDistro):
 
 
 def report_startup() -> None:
-    """`opentelemetry_post_instrument` hook: warn when llmrel is installed but not in effect."""
+    """`opentelemetry_post_instrument` hook: start the breaker guard (its wrappers go outermost, after the
+    instrumentations), and warn when llmrel is installed but not in effect."""
     distro = LlmrelDistro._instance
+    if isinstance(distro, LlmrelDistro) and distro.guard_config is not None:
+        try:
+            start_guard(distro.guard_config)
+        except Exception:  # never stop the app over its guard
+            _logger.exception("llmrel: could not start the breaker guard; calls are not guarded")
     if not isinstance(distro, LlmrelDistro) or distro.config is None:
         selected = os.environ.get("OTEL_PYTHON_DISTRO")
         _logger.warning("llmrel: llmrel-instrumentation is installed but the %s distro is in use; set "

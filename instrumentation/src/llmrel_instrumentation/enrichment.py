@@ -1,4 +1,4 @@
-"""`EnrichmentSpanProcessor`: copies business context onto LLM spans when they start."""
+"""`EnrichmentSpanProcessor`: copies business context and the breaker decision onto LLM spans when they start."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from llmrel_instrumentation.attributes import is_llm_span
+from llmrel_instrumentation.breakers.guard import breaker_attributes
 from llmrel_instrumentation.context import context_attributes
 
 _logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class PendingContext:
 
 
 class EnrichmentSpanProcessor(SpanProcessor):
-    """Puts `llmrel.feature`, `llmrel.tenant`, `user.id`, `session.id` on LLM spans.
+    """Puts `llmrel.feature`, `llmrel.tenant`, `user.id`, `session.id` (and `llmrel.breaker.*`) on LLM spans.
 
     Values come from `llm_context` blocks and from OTel baggage in the span's parent context, read
     in `on_start` on the app's thread: it never blocks, and never raises into the app (a failure is
@@ -59,6 +60,9 @@ class EnrichmentSpanProcessor(SpanProcessor):
             if not is_llm_span(span.attributes):
                 return
             values = context_attributes(parent_context)
+            breaker = breaker_attributes(parent_context)
+            if breaker:
+                values = {**values, **breaker}
             if not values:
                 return
             pending = self.pending

@@ -15,12 +15,14 @@ ingest.register(app)
 
 def _register_optional() -> None:
     """Areas that live in other product folders register themselves when present."""
+    from llmrel.actions import cli as actions_cli
     from llmrel.analyzers import cli as analyzers_cli
     from llmrel.cli import demo
     from llmrel.grafana import cli as grafana_cli
 
     demo.register(app)
     analyzers_cli.register(app)
+    actions_cli.register(app)
     grafana_cli.register(app)
 
 

@@ -29,6 +29,8 @@ class Degradation:
 
     Rates are probabilities per request in [0, 1]; multipliers scale the healthy values.
     `response_model`, when set, silently replaces the model named in every chat/completion response.
+    `models`, when not empty, limits the degradation to requests for those models (a provider
+    outage of one model, while its fallback stays healthy).
     """
 
     latency_multiplier: float = 4.0
@@ -38,10 +40,15 @@ class Degradation:
     length_rate: float = 0.2
     invalid_json_rate: float = 0.3
     response_model: str | None = "gpt-4o-mini-2024-07-18"
+    models: tuple[str, ...] = ()
+
+    def applies_to(self, model: str) -> bool:
+        return not self.models or model in self.models
 
     def validate(self) -> list[str]:
         """Every problem with these values (empty when valid)."""
-        problems = [f"{name} must be in [0, 1]" for name in
+        problems = [] if all(isinstance(m, str) and m for m in self.models) else ["models must be model names"]
+        problems += [f"{name} must be in [0, 1]" for name in
                     ("rate_limit_rate", "server_error_rate", "length_rate", "invalid_json_rate")
                     if not 0.0 <= getattr(self, name) <= 1.0]
         if self.rate_limit_rate + self.server_error_rate > 1.0:
@@ -57,7 +64,12 @@ class Degradation:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown degradation fields: {', '.join(unknown)}")
-        degradation = dataclasses.replace(base or cls(), **dict(values))
+        fields = dict(values)
+        if isinstance(fields.get("models"), list | tuple):
+            fields["models"] = tuple(fields["models"])
+        elif "models" in fields:
+            raise ValueError("models must be a list of model names")
+        degradation = dataclasses.replace(base or cls(), **fields)
         problems = degradation.validate()
         if problems:
             raise ValueError("; ".join(problems))

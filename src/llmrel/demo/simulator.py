@@ -2,7 +2,8 @@
 
 Endpoints: `POST /v1/chat/completions` (whole or SSE stream, tools, JSON mode), `POST /v1/completions`,
 `POST /v1/embeddings`, `GET /v1/models`; admin: `POST /admin/degrade` (JSON body: `Degradation` fields to
-override), `POST /admin/recover`, `GET /admin/state`, `GET /health`.
+override, e.g. `{"models": ["gpt-4o"]}`), `POST /admin/recover`, `GET /admin/state`, `GET /admin/requests`
+(the request log: time, endpoint, model, outcome), `GET /health`.
 
 Usage in tests:
 
@@ -91,14 +92,19 @@ class _Handler:
             raise _BadRequest(400, str(exc)) from exc
         return body, controls
 
-    def plan(self, body: Mapping[str, Any], controls: Controls) -> tuple[Plan, random.Random, str]:
+    def plan(self, body: Mapping[str, Any], controls: Controls, endpoint: str) -> tuple[Plan, random.Random, str]:
         digest = request_digest(body)
         seed = self.config.seed
         content_rng = random.Random(f"{seed}:{digest}")
         fate_rng = random.Random(f"{seed}:{digest}:{self.state.next_occurrence(digest)}")
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-        plan = decide(self.config, self.state.active_degradation(), controls, fate_rng,
+        degradation = self.state.active_degradation()
+        model = str(body["model"])
+        if degradation is not None and not degradation.applies_to(model):
+            degradation = None
+        plan = decide(self.config, degradation, controls, fate_rng,
                       draw_output_tokens(self.config, content_rng), int(max_tokens) if max_tokens else None)
+        self.state.log_request(endpoint, model, plan.error or "ok", degradation is not None)
         return plan, content_rng, digest
 
     def response_model(self, body: Mapping[str, Any], plan: Plan) -> str:
@@ -158,7 +164,7 @@ def create_app(config: SimulatorConfig, state: SimulatorState) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         body, controls = await handler.parse(request, ("model", "messages"))
-        plan, content_rng, digest = handler.plan(body, controls)
+        plan, content_rng, digest = handler.plan(body, controls, "chat")
         model = handler.response_model(body, plan)
         error = await handler.error(plan, str(body["model"]))
         if error is not None:
@@ -178,7 +184,7 @@ def create_app(config: SimulatorConfig, state: SimulatorState) -> FastAPI:
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
         body, controls = await handler.parse(request, ("model", "prompt"))
-        plan, content_rng, digest = handler.plan(body, controls)
+        plan, content_rng, digest = handler.plan(body, controls, "completions")
         model = handler.response_model(body, plan)
         error = await handler.error(plan, str(body["model"]))
         if error is not None:
@@ -198,7 +204,7 @@ def create_app(config: SimulatorConfig, state: SimulatorState) -> FastAPI:
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
         body, controls = await handler.parse(request, ("model", "input"))
-        plan, _, digest = handler.plan(body, controls)
+        plan, _, digest = handler.plan(body, controls, "embeddings")
         error = await handler.error(plan, str(body["model"]))
         if error is not None:
             return error
@@ -239,6 +245,10 @@ def create_app(config: SimulatorConfig, state: SimulatorState) -> FastAPI:
     async def admin_state() -> dict[str, Any]:
         return state.snapshot()
 
+    @app.get("/admin/requests")
+    async def admin_requests() -> list[dict[str, Any]]:
+        return state.requests()
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -274,6 +284,10 @@ class SimulatorServer:
     def state(self) -> dict[str, Any]:
         """The same view as `GET /admin/state`."""
         return self._state.snapshot()
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log, as `GET /admin/requests` returns it."""
+        return self._state.requests()
 
 
 class Simulator:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
 from llmrel.demo.config import Degradation, SimulatorConfig
 
 _MAX_TRACKED_DIGESTS = 200_000
+_REQUEST_LOG_SIZE = 10_000
 
 
 class SimulatorState:
-    """Degradation switch, per-request occurrence counters and outcome counts.
+    """Degradation switch, per-request occurrence counters, outcome counts and a log of recent requests.
 
     The scheduled degradation (`config.degrade_at_s`) fires on the first request after its time; an explicit
     `degrade()` or `recover()` cancels the schedule. Every method takes the lock briefly and never blocks.
@@ -34,6 +35,7 @@ class SimulatorState:
         self._active: Degradation | None = None
         self._occurrences: dict[str, int] = {}
         self._outcomes: Counter[str] = Counter()
+        self._requests: deque[dict[str, Any]] = deque(maxlen=_REQUEST_LOG_SIZE)
 
     def mark_started(self) -> None:
         """Restart the clock (and the schedule, counters and degradation) when the server starts serving."""
@@ -67,6 +69,17 @@ class SimulatorState:
             n = self._occurrences.get(digest, 0)
             self._occurrences[digest] = n + 1
             return n
+
+    def log_request(self, endpoint: str, model: str, outcome: str, degraded: bool) -> None:
+        """Remember one request: when, which endpoint and model, its planned outcome, whether degraded."""
+        entry = {"time": time.time(), "endpoint": endpoint, "model": model, "outcome": outcome, "degraded": degraded}
+        with self._lock:
+            self._requests.append(entry)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The most recent requests (at most 10,000), oldest first."""
+        with self._lock:
+            return list(self._requests)
 
     def count(self, outcome: str) -> None:
         """Count one request outcome (`ok`, `rate_limit`, `server_error`, `invalid`)."""

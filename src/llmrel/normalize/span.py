@@ -123,6 +123,7 @@ def _build(span: SpanRecord, convention: str, operation: str) -> LlmCall:
     raw_provider = (values[slot.PROVIDER] or "").strip().lower()
     return LlmCall._make((  # positionally, in field order
         span.timestamp_ns, span.trace_id, span.span_id, span.parent_span_id, span.span_name, span.service_name,
+        span.resource_attributes.get(t.SERVICE_VERSION_RESOURCE_KEY, ""),
         _first_value(span.resource_attributes, t.ENVIRONMENT_RESOURCE_KEYS),
         t.PROVIDERS.get(raw_provider, raw_provider), operation,
         request_model or response_model, request_model, response_model,  # the canonical model: what was asked for

@@ -113,6 +113,7 @@ USER_ID_KEYS = ("user.id", "enduser.id", "gen_ai.user", "llm.user", "traceloop.a
 FEATURE_KEYS = ("llmrel.feature",)
 TENANT_KEYS = ("llmrel.tenant",)
 ENVIRONMENT_RESOURCE_KEYS = ("deployment.environment.name", "deployment.environment")
+SERVICE_VERSION_RESOURCE_KEY = "service.version"
 
 # OpenInference puts request parameters in one JSON object (`embedding.` on embedding spans).
 INVOCATION_PARAMETERS = "llm.invocation_parameters"

@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from llmrel.analyzers.ruleaction import BreakerAction
 from llmrel.model import LlmCall
 
 Kind = Literal["invariant", "trace", "window", "budget", "drift"]
@@ -40,7 +41,8 @@ class Finding:
 
     `cost_usd` is the spend of the calls the finding concerns (the violating call, the trace's
     retried calls, the window's violating calls, the calls since a drift's onset); `impact_usd`
-    is the rule's declared business impact for this finding.
+    is the rule's declared business impact for this finding. `action` is the breaker the rule
+    declared (`action:`), its scope filled in for this finding; it is stored as `action.*` attributes.
     """
 
     finding_id: str
@@ -65,14 +67,16 @@ class Finding:
     event_time_ns: int
     detected_at_ns: int
     attributes: dict[str, str] = field(default_factory=dict)
+    action: BreakerAction | None = None
 
     def row(self) -> tuple[object, ...]:
         """The `llm_findings` row, in `FINDING_COLUMNS` order (DetectedAt as milliseconds)."""
+        attributes = self.attributes if self.action is None else {**self.attributes, **self.action.attributes()}
         return (
             self.finding_id, self.kind, self.rule_id, self.severity, self.service_name, self.model,
             self.operation, self.feature, self.tenant, self.metric, self.trace_id, self.span_id,
             self.observed, self.expected, self.message, self.calls, self.cost_usd, self.impact_usd,
-            self.confidence, self.event_time_ns, self.detected_at_ns // 1_000_000, self.attributes,
+            self.confidence, self.event_time_ns, self.detected_at_ns // 1_000_000, attributes,
         )
 
     @classmethod

@@ -1,8 +1,9 @@
 """Rule files: YAML parsed with line marks, validated with every problem listed, merged with the default pack.
 
 A rule file has three optional top-level keys: `rules` (a list of rules), `disable` (ids of
-default-pack rules to turn off) and `drift` (overrides of `DriftConfig`). A user rule with the
-id of a default rule replaces it. Problems read `FILE:LINE: message`.
+default-pack rules to turn off) and `drift` (overrides of `DriftConfig`, plus `actions` per
+metric). A rule or a drift metric may declare an `action` (see `ruleaction`). A user rule with
+the id of a default rule replaces it. Problems read `FILE:LINE: message`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 
 from llmrel.analyzers.callfields import SCOPE_KEYS
 from llmrel.analyzers.checks import expression_problem, schema_problem
-from llmrel.analyzers.drift import DriftConfig
+from llmrel.analyzers.drift import METRICS, DriftConfig
 from llmrel.analyzers.findings import SEVERITIES
+from llmrel.analyzers.ruleaction import BreakerAction, parse_action
 from llmrel.analyzers.ruleparams import (
     PARAMS,
     Checker,
@@ -42,7 +44,7 @@ STATEFUL_KINDS: tuple[str, ...] = ("trace_limit", "window_rate", "budget")
 RULE_KINDS = PER_CALL_KINDS + STATEFUL_KINDS
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_COMMON_KEYS = frozenset({"id", "kind", "severity", "scope", "impact_usd", "description"})
+_COMMON_KEYS = frozenset({"id", "kind", "severity", "scope", "impact_usd", "description", "action"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Rule:
     description: str = ""
     source: str = ""
     line: int = 0
+    action: BreakerAction | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -89,9 +92,16 @@ class Rule:
 class RuleSet:
     rules: tuple[Rule, ...]
     drift: DriftConfig
+    drift_actions: Mapping[str, BreakerAction] = dataclasses.field(default_factory=dict)
 
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
+
+    def actions(self) -> dict[str, BreakerAction]:
+        """Declared actions by the rule id their findings carry (`drift.<metric>` for drift metrics)."""
+        declared = {r.id: r.action for r in self.rules if r.action is not None}
+        declared.update({f"drift.{metric}": action for metric, action in self.drift_actions.items()})
+        return declared
 
 
 class RuleFileError(ConfigError, ValueError):
@@ -141,6 +151,7 @@ def _parse_rule(raw: Any, line: int, where: str, problems: list[str]) -> Rule | 
     if problem:
         report(raw.line_of("impact_usd"), f"impact_usd {problem}")
     scope = _parse_scope(raw.get("scope"), raw, report)
+    action = parse_action(raw["action"], raw.line_of("action"), report) if "action" in raw else None
     spec = PARAMS[kind]
     for key in raw:
         if key not in spec and key not in _COMMON_KEYS:
@@ -163,7 +174,7 @@ def _parse_rule(raw: Any, line: int, where: str, problems: list[str]) -> Rule | 
         return None
     description = raw.get("description", "")
     return Rule(id=rule_id, kind=kind, severity=severity, scope=scope, impact_usd=impact, params=params,
-                description=str(description), source=where, line=raw.line)
+                description=str(description), source=where, line=raw.line, action=action)
 
 
 def _parse_scope(raw: Any, rule: MarkedDict, report: Callable[[int, str], None]) -> Scope:
@@ -192,15 +203,41 @@ _DRIFT_TYPES: dict[str, Checker] = {
 }
 
 
-def _parse_drift(raw: Any, where: str, problems: list[str]) -> dict[str, Any]:
+def _parse_drift_actions(raw: Any, line: int, where: str, problems: list[str]) -> dict[str, BreakerAction]:
+    """`drift.actions`: metric -> action."""
+    def report(at: int, message: str) -> None:
+        problems.append(f"{where}:{at}: drift.actions: {message}")
+
+    if not isinstance(raw, MarkedDict):
+        report(line, "must be a mapping of metric -> {breaker, trip_after, within}")
+        return {}
+    actions = {}
+    for metric, value in raw.items():
+        if metric not in METRICS:
+            report(raw.line_of(metric), f"unknown metric {metric!r}; known: {list(METRICS)}")
+            continue
+        action = parse_action(value, raw.line_of(metric), report)
+        if action is not None:
+            actions[metric] = action
+    return actions
+
+
+def _parse_drift(raw: Any, where: str, problems: list[str],
+                 actions: dict[str, BreakerAction] | None = None) -> dict[str, Any]:
     if not isinstance(raw, MarkedDict):
         problems.append(f"{where}:{getattr(raw, 'line', 1)}: drift must be a mapping")
         return {}
     overrides: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "actions":
+            parsed = _parse_drift_actions(value, raw.line_of(key), where, problems)
+            if actions is not None:
+                actions.update(parsed)
+            continue
         check = _DRIFT_TYPES.get(key)
         if check is None:
-            problems.append(f"{where}:{raw.line_of(key)}: drift: unknown key {key!r}; allowed: {sorted(_DRIFT_TYPES)}")
+            problems.append(f"{where}:{raw.line_of(key)}: drift: unknown key {key!r}; "
+                            f"allowed: {sorted([*_DRIFT_TYPES, 'actions'])}")
             continue
         converted, problem = check(value)
         if problem:
@@ -219,6 +256,7 @@ class ParsedFile:
     disable: list[str]
     drift: dict[str, Any]
     disable_line: int = 0
+    drift_actions: dict[str, BreakerAction] = dataclasses.field(default_factory=dict)
 
 
 def parse_rule_file(text: str, where: str) -> tuple[ParsedFile, list[str]]:
@@ -259,7 +297,7 @@ def parse_rule_file(text: str, where: str) -> tuple[ParsedFile, list[str]]:
         else:
             parsed.disable, parsed.disable_line = list(ids), doc.line_of("disable")
     if "drift" in doc:
-        parsed.drift = _parse_drift(doc["drift"], where, problems)
+        parsed.drift = _parse_drift(doc["drift"], where, problems, parsed.drift_actions)
     return parsed, problems
 
 
@@ -284,6 +322,7 @@ def load_ruleset(user_file: Path | None = None, *, include_default: bool = True)
     sources = ([default_rules_path()] if include_default else []) + ([Path(user_file)] if user_file else [])
     rules: dict[str, Rule] = {}
     drift: dict[str, Any] = {}
+    drift_actions: dict[str, BreakerAction] = {}
     problems: list[str] = []
     for path in sources:
         try:
@@ -299,11 +338,13 @@ def load_ruleset(user_file: Path | None = None, *, include_default: bool = True)
             rules.pop(rule_id, None)
         rules.update({r.id: r for r in parsed.rules})
         drift.update(parsed.drift)
+        drift_actions.update(parsed.drift_actions)
     merged = list(rules.values())
     problems += _cross_problems(merged)
     if problems:
         raise RuleFileError(problems)
-    return RuleSet(rules=tuple(merged), drift=dataclasses.replace(DriftConfig(), **_drift_values(drift)))
+    return RuleSet(rules=tuple(merged), drift=dataclasses.replace(DriftConfig(), **_drift_values(drift)),
+                   drift_actions=drift_actions)
 
 
 def _problem_line(problem: str, where: str) -> int:

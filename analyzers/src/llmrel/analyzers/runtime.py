@@ -18,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.findings import Finding
+from llmrel.analyzers.ruleaction import attach_actions
 from llmrel.analyzers.ruleset import load_ruleset
 from llmrel.analyzers.sink import Watermark, load_checkpoint, save_checkpoint, write_findings
 from llmrel.config import Settings
@@ -43,6 +44,7 @@ class Analyzer:
         self.analyzer_id = analyzer_id
         self.checkpoint_interval_s = checkpoint_interval_s
         self.watermark = Watermark()
+        self.actions = engine.ruleset.actions()
         self.failures = 0
         self._lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
@@ -76,9 +78,10 @@ class Analyzer:
                      calls_seen=self.engine.calls_seen, dropped=dropped or None)
 
     def process(self, calls: Sequence[LlmCall], now_ns: int | None = None) -> list[Finding]:
-        """Pure analysis (no I/O): the findings for `calls`."""
+        """Pure analysis (no I/O): the findings for `calls`, each carrying its rule's declared action."""
         with self._lock:
-            return self.engine.process(calls, now_ns)
+            findings = self.engine.process(calls, now_ns)
+        return attach_actions(findings, self.actions) if self.actions else findings
 
     def on_commit(self, calls: Sequence[LlmCall]) -> list[Finding]:
         """Analyze a committed batch and write its findings. Never raises; logs once per failing stretch."""

@@ -56,6 +56,11 @@ def push_command(
     slack_url: Annotated[str, typer.Option(envvar="LLMREL_SLACK_WEBHOOK_URL")] = "",
     pagerduty_key: Annotated[str, typer.Option(envvar="LLMREL_PAGERDUTY_INTEGRATION_KEY")] = "",
     webhook_url: Annotated[str, typer.Option(envvar="LLMREL_ALERT_WEBHOOK_URL")] = "",
+    actions_url: Annotated[str, typer.Option(envvar="LLMREL_ACTIONS_WEBHOOK_URL", help=(
+        "llmrel's alert input as Grafana reaches it, e.g. http://llmrel:4318/api/v1/alerts/grafana"))] = "",
+    actions_token: Annotated[str, typer.Option(envvar="LLMREL_AUTH_TOKEN", help="llmrel's bearer token")] = "",
+    actions_hmac_secret: Annotated[str, typer.Option(envvar="LLMREL_GRAFANA_WEBHOOK_SECRET",
+                                                     help="Signs alerts sent to llmrel (Grafana 12+)")] = "",
     policy: Annotated[bool, typer.Option(help="Also replace the org's notification policy tree.")] = False,
     force: Annotated[bool, typer.Option(help="Write every object even when unchanged (rotates secrets).")] = False,
     editable: Annotated[bool, typer.Option(help="Leave alerting objects editable in the UI.")] = False,
@@ -72,7 +77,8 @@ def push_command(
     if ch_user == "default":
         typer.echo("warning: the datasource signs in as ClickHouse's `default` user, which can usually write and "
                    "drop tables; give Grafana a read-only user (grafana/README.md)", err=True)
-    values = dict(zip((r.env for r in RECEIVERS), (slack_url, pagerduty_key, webhook_url), strict=True))
+    values = dict(zip((r.env for r in RECEIVERS), (slack_url, pagerduty_key, webhook_url, actions_url), strict=True))
+    values.update(LLMREL_AUTH_TOKEN=actions_token, LLMREL_GRAFANA_WEBHOOK_SECRET=actions_hmac_secret)
     bundle = build_bundle(_settings(daily_budget_usd, latency_slo_ms, error_rate, violation_rate, folder), values)
     connection = ClickHouseConnection(host=ch_host, port=ch_port, protocol=ch_protocol, secure=ch_secure,
                                       username=ch_user, password=ch_password, database=ch_database)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import dashboard as dm
 
+from llmrel.grafana.dashboards_actions import breaker_annotation
 from llmrel.grafana.panels import (
     TRACE_DASHBOARD_UID,
     Grid,
@@ -85,7 +86,8 @@ def overview() -> dash.Dashboard:
         "Their spend is missing from every cost figure. Unpriced: add the model to the prices file. "
         "No usage: successful calls without token counts; for streams, request include_usage."), w=8, h=9)
     return assemble("LLM Overview", OVERVIEW_UID,
-                    "Traffic, errors, latency, tokens and cost of every LLM call.", grid)
+                    "Traffic, errors, latency, tokens and cost of every LLM call.", grid,
+                    annotations=[breaker_annotation()])
 
 
 def budget_variable() -> dash.TextBoxVariable:

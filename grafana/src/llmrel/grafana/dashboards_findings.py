@@ -10,6 +10,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import dashboard as dm
 
+from llmrel.grafana.dashboards_actions import breaker_annotation
 from llmrel.grafana.dashboards_calls import CALLS_WHERE
 from llmrel.grafana.panels import (
     Grid,
@@ -95,7 +96,8 @@ def quality() -> dash.Dashboard:
         f"Message AS message, TraceId AS trace_id {RULES_WHERE} ORDER BY time DESC LIMIT 200"),
         "Click a trace id to open the trace.", trace_column="trace_id"), w=24, h=10)
     return assemble("LLM Quality", QUALITY_UID,
-                    "Invariant and limit violations found by the analyzers, with links to the traces.", grid)
+                    "Invariant and limit violations found by the analyzers, with links to the traces.", grid,
+                    annotations=[breaker_annotation()])
 
 
 def drift_metric_variable() -> dash.CustomVariable:
@@ -137,7 +139,8 @@ def drift() -> dash.Dashboard:
         "Each drift finding: the stream, the metric, its mean before and after the shift."), w=24, h=10)
     return assemble("LLM Drift", DRIFT_UID,
                     "Shifts in latency, tokens, cost and rates per stream, found by the drift analyzer.", grid,
-                    extra_variables=[drift_metric_variable()], annotations=[_drift_annotation([chart_id])])
+                    extra_variables=[drift_metric_variable()],
+                    annotations=[_drift_annotation([chart_id]), breaker_annotation()])
 
 
 def findings_cost_tables() -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""`Receiver`: wires settings -> store -> writer -> ingest -> gRPC + HTTP servers -> analyzers.
+"""`Receiver`: wires settings -> store -> writer -> ingest -> gRPC + HTTP servers -> analyzers -> actions.
 
 Lifecycle: `start()` migrates the schema and binds both ports; `stop()` drains: the servers stop
 taking requests, in-flight exports finish (up to the grace period), the writer commits what is
@@ -107,6 +107,16 @@ def _load_analyzer(settings: Settings, client: Client) -> Any | None:
     return Analyzer.from_settings(settings, client)
 
 
+def _load_actions(settings: Settings, client_factory: Callable[[], Client], metrics: ReceiverMetrics) -> Any | None:
+    """The action layer (breakers, alert webhooks, gate), when installed."""
+    try:
+        from llmrel.actions.runtime import Actions
+    except ImportError:
+        log.warning("actions_unavailable")
+        return None
+    return Actions(settings, client_factory, metrics.registry)
+
+
 class Receiver:
     """The running llmrel ingest service (gRPC + HTTP + writer + analyzers)."""
 
@@ -133,7 +143,7 @@ class Receiver:
             servicer.close()
         if (http := getattr(self, "_uvicorn", None)) is not None:
             http.should_exit = True
-        for part in ("_pool", "_writer", "_analyzers", "_health"):
+        for part in ("_pool", "_writer", "_analyzers", "_actions", "_health"):
             if (component := getattr(self, part, None)) is not None:
                 component.close()
         for name in ("_write_client", "_read_client", "_analyzer_client"):
@@ -157,9 +167,17 @@ class Receiver:
         self._read_client = self._client_factory()
         self._analyzer_client = self._client_factory()
         analyzer = _load_analyzer(s, self._analyzer_client)
-        self._analyzers = (AnalyzerWorker(analyzer.on_commit, analyzer.close, self.metrics)
-                           if analyzer is not None else None)
         timezone, max_partitions = _store_partitioning(self._write_client)
+        self._actions = _load_actions(s, self._client_factory, self.metrics)
+        on_commit = analyzer.on_commit if analyzer is not None else None
+        if analyzer is not None and self._actions is not None:
+            actions = self._actions
+
+            def on_commit(calls: list[LlmCall]) -> None:
+                actions.observe(analyzer.on_commit(calls))  # findings declaring a breaker reach it at once
+
+        self._analyzers = (AnalyzerWorker(on_commit, analyzer.close, self.metrics)
+                           if analyzer is not None and on_commit is not None else None)
         self._writer = BatchWriter(
             self._write_client, self.metrics, max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
             on_commit=self._analyzers.submit if self._analyzers else None, health=self._health,
@@ -189,7 +207,8 @@ class Receiver:
         app = build_http_app(
             [build_otlp_router(self._ingestor, self.metrics, auth=auth, max_body_bytes=s.max_recv_mib * _MIB,
                                retry_after_s=s.retry_after_s, recv_timeout_s=s.recv_timeout_s),
-             build_api_router(self._read_client, auth)],
+             build_api_router(self._read_client, auth),
+             *([self._actions.router(auth)] if self._actions is not None else [])],
             self.metrics, not_ready=self._not_ready)
         host, _, port = s.http_endpoint.rpartition(":")
         self._uvicorn = uvicorn.Server(uvicorn.Config(
@@ -197,6 +216,8 @@ class Receiver:
             timeout_graceful_shutdown=10, lifespan="off",
             ssl_certfile=s.tls_cert_file, ssl_keyfile=s.tls_key_file))
         self._http_thread = threading.Thread(target=self._uvicorn.run, name="llmrel-http", daemon=True)
+        if self._actions is not None:
+            self._actions.start()
         self._grpc.start()
         self._http_thread.start()
         self.http_port = self._wait_for_http()
@@ -232,6 +253,8 @@ class Receiver:
         self._writer.close()
         if self._analyzers is not None:
             self._analyzers.close()
+        if self._actions is not None:
+            self._actions.close()
         self._health.close()
         for client in (self._write_client, self._read_client, self._analyzer_client):
             client.close()
