@@ -12,11 +12,11 @@ from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from llmrel.grafana.panels import Grid, assemble, data_table, single_stat, target
+from llmrel.grafana.panels import Grid, assemble, data_table, single_stat, target, variable_filter
 from llmrel.grafana.query import DATASOURCE_REF, Format
 
 ACTIONS_UID = "llmrel-actions"
-_SERVICE = "$__conditionalAll(ServiceName IN (${service:singlequote}), $service)"
+_SERVICE = variable_filter({"service": "ServiceName"})
 EVENTS_WHERE = f"FROM llm_breaker_events FINAL WHERE $__timeFilter(Time) AND {_SERVICE}"
 _STATE_NUMBER = "multiIf(ToState = 'open', 2, ToState = 'half_open', 1, 0)"
 # Each scope's last recorded step (its current state), whatever the time range.
