@@ -32,8 +32,8 @@ def key_values(attrs: dict[str, Any]) -> list[KeyValue]:
 
 def chat_span(n: int = 1, *, model: str = "gpt-4o-mini", input_tokens: Any = 100, output_tokens: Any = 20,
               duration_ns: int = 250_000_000, error: str | None = None, extra: dict[str, Any] | None = None,
-              trace: int | None = None) -> Span:
-    """A GenAI-semconv chat span with distinct, deterministic ids."""
+              trace: int | None = None, t0: int = T0) -> Span:
+    """A GenAI-semconv chat span with distinct, deterministic ids, starting `n` ms after `t0`."""
     attrs: dict[str, Any] = {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": model,
         "gen_ai.response.model": model, "gen_ai.usage.input_tokens": input_tokens,
@@ -42,7 +42,7 @@ def chat_span(n: int = 1, *, model: str = "gpt-4o-mini", input_tokens: Any = 100
     if error:
         attrs["error.type"] = error
     attrs.update(extra or {})
-    start = T0 + n * 1_000_000
+    start = t0 + n * 1_000_000
     return Span(
         trace_id=(trace or n).to_bytes(16, "big"), span_id=(n + 1).to_bytes(8, "big"), name=f"chat {model}",
         kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=start, end_time_unix_nano=start + duration_ns,

@@ -43,10 +43,8 @@ _span_counter = iter(range(1, 10**9))
 def send_calls(receiver: Receiver, n: int, *, service: str = "bot", error: bool = False, model: str = "gpt-4o",
                token: str | None = None, **resource: Any) -> None:
     """POST `n` chat spans (now) to the receiver over OTLP/HTTP, failing ones when `error`."""
-    import tests.otlp_builders as builders
-
-    builders.T0 = time.time_ns()  # the builders place spans at T0 + n ms
-    spans = [chat_span(next(_span_counter), model=model, error="InternalServerError" if error else None)
+    now = time.time_ns()
+    spans = [chat_span(next(_span_counter), model=model, error="InternalServerError" if error else None, t0=now)
              for _ in range(n)]
     headers = {"content-type": "application/x-protobuf"}
     if token:
