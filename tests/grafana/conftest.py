@@ -81,8 +81,11 @@ def seeded_calls() -> list[LlmCall]:
     return calls
 
 
+LINKED_TRACE_ID = "0af7651916cd43dd8448eb211c80319d"
+
+
 def trace_spans() -> list[SpanRecord]:
-    """A two-span trace: an HTTP server span and its LLM client child."""
+    """A two-span trace: an HTTP server span and its LLM client child (with an event and a link)."""
     start = (T0_S + 100) * 1_000_000_000
     common = dict(trace_id=TRACE_ID, trace_state="", span_kind="Client", service_name="checkout",
                   resource_attributes={"service.name": "checkout"}, scope_name="test", scope_version="1",
@@ -94,7 +97,11 @@ def trace_spans() -> list[SpanRecord]:
                    **{**common, "span_kind": "Server"}),  # type: ignore[arg-type]
         SpanRecord(timestamp_ns=start + 1_000_000, span_id="00f067aa0ba902b7", parent_span_id="b7ad6b7169203331",
                    span_name="chat gpt-4o", span_attributes={"gen_ai.request.model": "gpt-4o"},
-                   duration_ns=800_000_000, status_code="Error", **common),  # type: ignore[arg-type]
+                   duration_ns=800_000_000, status_code="Error",
+                   **{**common, "events_timestamp": [start + 2_000_000], "events_name": ["exception"],
+                      "events_attributes": [{"exception.type": "RateLimitError"}],
+                      "links_trace_id": [LINKED_TRACE_ID], "links_span_id": ["1111111111111111"],
+                      "links_trace_state": [""], "links_attributes": [{"link.kind": "retry-of"}]}),  # type: ignore[arg-type]
     ]
 
 

@@ -19,7 +19,9 @@ from tests.grafana.conftest import (
     DRIFT_BEFORE_MS,
     FROM_MS,
     HOUR_S,
+    LINKED_TRACE_ID,
     SEARCH_CALLS,
+    T0_S,
     TO_MS,
     TRACE_ID,
     UNPRICED_CALLS,
@@ -164,6 +166,14 @@ def test_trace_drilldown_returns_the_trace(traffic_store):
     assert [(r[1], r[2], r[4]) for r in rows] == [("b7ad6b7169203331", "", "POST /cart"),
                                                   ("00f067aa0ba902b7", "b7ad6b7169203331", "chat gpt-4o")]
     assert rows[1][6] == pytest.approx(800.0)
+    # Span events and links reach the trace view as the datasource's own trace query returns them.
+    logs, references = rows[1][-2], rows[1][-1]
+    assert [(e["name"], e["fields"]) for e in logs] == [
+        ("exception", [{"key": "exception.type", "value": "RateLimitError"}])]
+    assert int(logs[0]["timestamp"]) == (T0_S + 100) * 1000 + 2  # ms, as a string
+    assert [(r["traceID"], r["spanID"], r["tags"]) for r in references] == [
+        (LINKED_TRACE_ID, "1111111111111111", [{"key": "link.kind", "value": "retry-of"}])]
+    assert rows[0][-2:] == ([], [])
     worst = value(traffic_store, "llmrel-traces", "Traces with failing or slow LLM calls")
     assert worst[0][4] == 1 and worst[0][5] == pytest.approx(30_000.0)
 

@@ -149,4 +149,14 @@ def test_contact_points_templates_and_policy():
 def test_dashboards_provider_points_at_the_dashboards():
     (provider,) = load_yaml(GRAFANA_DIR / "provisioning" / "dashboards" / "llmrel.yaml")["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
-    assert provider["folderUid"] == "llmrel"
+    # One folder identity: file-provisioned alert rules can only name their folder by title, so the
+    # dashboards provider does too; a folderUid here makes a fresh Grafana create two "llmrel" folders.
+    groups = load_yaml(GRAFANA_DIR / "provisioning" / "alerting" / "rules.yaml")["groups"]
+    assert "folderUid" not in provider
+    assert {group["folder"] for group in groups} == {provider["folder"]} == {"llmrel"}
+
+
+@pytest.mark.parametrize("uid", sorted(committed_dashboards()))
+def test_dashboards_use_the_pinned_grafana_11_models(uid):
+    board = committed_dashboards()[uid]
+    assert board["schemaVersion"] >= 39 and "style" not in board  # 10.x models wrote 36 and "style"

@@ -131,6 +131,8 @@ def cost_impact(findings_cost: list[tuple[str, str]]) -> dash.Dashboard:
                     grid, extra_variables=[budget_variable()])
 
 
+# The datasource's own trace query (grafana/clickhouse-datasource sqlGenerator.ts, nested Events/Links):
+# span events become the trace view's `logs`, span links its `references`.
 _TRACE_SQL = f"""WITH {TRACE_ID} AS trace_id,
   (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_start,
   (SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_end
@@ -140,7 +142,14 @@ SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, Servi
   arrayMap(key -> map('key', key, 'value', SpanAttributes[key]), mapKeys(SpanAttributes)) AS tags,
   arrayMap(key -> map('key', key, 'value', ResourceAttributes[key]), mapKeys(ResourceAttributes)) AS serviceTags,
   SpanKind AS kind, if(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 2, 0) AS statusCode,
-  StatusMessage AS statusMessage
+  StatusMessage AS statusMessage,
+  arrayMap((name, timestamp, attributes) -> tuple(name, toString(toUnixTimestamp64Milli(timestamp)),
+    arrayMap(key -> map('key', key, 'value', attributes[key]), mapKeys(attributes)))::Tuple(name String,
+    timestamp String, fields Array(Map(String, String))),
+    `Events.Name`, `Events.Timestamp`, `Events.Attributes`) AS logs,
+  arrayMap((traceID, spanID, attributes) -> tuple(traceID, spanID,
+    arrayMap(key -> map('key', key, 'value', attributes[key]), mapKeys(attributes)))::Tuple(traceID String,
+    spanID String, tags Array(Map(String, String))), `Links.TraceId`, `Links.SpanId`, `Links.Attributes`) AS references
 FROM otel_traces
 WHERE TraceId = trace_id AND Timestamp >= trace_start AND Timestamp <= trace_end
 ORDER BY startTime ASC

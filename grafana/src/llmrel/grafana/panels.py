@@ -132,7 +132,7 @@ def single_stat(title: str, sql: str, unit: str, description: str = "") -> stat.
 def data_table(title: str, sql: str, description: str = "", trace_column: str | None = None) -> table.Panel:
     """A table panel; `trace_column` cells link to the trace drill-down."""
     panel = (table.Panel().title(title).description(description).datasource(DATASOURCE_REF)
-             .with_target(target(sql)).show_header(True))
+             .with_target(target(sql)).show_header(True).align(cm.FieldTextAlignment.AUTO).inspect(False))
     if trace_column:
         panel.override_by_name(trace_column, [trace_link()])
     return panel

@@ -121,8 +121,12 @@ def datasource_file() -> dict[str, Any]:
 
 
 def dashboards_provider_file(settings: AlertSettings) -> dict[str, Any]:
+    """The dashboards provider names its folder by title only, like the alert rule files must (file
+    provisioning of alert rules cannot address a folder by UID, grafana/grafana#125079): with a
+    `folderUid` here, a fresh Grafana provisions the rules first, creates a second "llmrel" folder
+    with a generated UID, and the two folders split dashboards from rules."""
     return {"apiVersion": 1, "providers": [{
-        "name": "llmrel", "orgId": ORG_ID, "folder": settings.folder_title, "folderUid": settings.folder_uid,
+        "name": "llmrel", "orgId": ORG_ID, "folder": settings.folder_title,
         "type": "file", "disableDeletion": False, "allowUiUpdates": False, "updateIntervalSeconds": 60,
         "options": {"path": DASHBOARDS_PATH},
     }]}
