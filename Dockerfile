@@ -19,8 +19,7 @@ COPY actions/src ./actions/src
 COPY grafana/src ./grafana/src
 COPY schemas ./schemas
 COPY core ./core
-COPY instrumentation ./instrumentation
-# llmrel names llmrel-core and llmrel-instrumentation by path (`file:///src/...`): install into a
+# llmrel names llmrel-core by path (`file:///src/...`): install into a
 # virtual environment here and copy it, rather than wheels that would need /src in the final image.
 RUN python -m venv /opt/llmrel && /opt/llmrel/bin/pip install --no-cache-dir .
 

@@ -8,8 +8,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-# `llmrel` names `llmrel-core` and `llmrel-instrumentation` as path dependencies (`name @ file:///…`), which
+# `llmrel` names `llmrel-core` (and its `demo` extra `llmrel-instrumentation`) as path dependencies (`name @ file:///…`), which
 # pip will not also take as editable in one command: resolve and install everything, then switch the
 # three local packages to editable installs for development.
-.venv/bin/python -m pip install --quiet ".[test]"
+.venv/bin/python -m pip install --quiet ".[demo,test]"
 .venv/bin/python -m pip install --quiet --no-deps -e ./core -e ./instrumentation -e .

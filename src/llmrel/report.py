@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -10,10 +9,9 @@ from typing import Any
 import polars as pl
 from clickhouse_connect.driver.client import Client
 
+from llmrel.durations import parse_duration
 from llmrel.pricing import UNPRICED_SQL, USAGE_UNKNOWN_SQL
 
-_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _MAX_NS = 1 << 63  # DateTime64(9): signed 64-bit nanoseconds
 
 _REPORT_SQL = f"""
@@ -51,10 +49,9 @@ def parse_since(text: str, now_s: float | None = None) -> int:
         ValueError: on anything else, or on a time outside what the store holds (1970 to 2262).
     """
     now_s = time.time() if now_s is None else now_s
-    match = _DURATION.match(text.strip())
-    if match:
-        ns = int(now_s * 1e9) - int(match.group(1)) * _UNIT_S[match.group(2)] * 1_000_000_000
-    else:
+    try:
+        ns = int(now_s * 1e9) - parse_duration(text) * 1_000_000_000
+    except ValueError:
         try:
             moment = datetime.fromisoformat(text.strip())
         except ValueError:
@@ -76,7 +73,7 @@ def call_stats(client: Client, since_ns: int, until_ns: int) -> pl.DataFrame:
 
 def _findings(client: Client, since_ns: int) -> dict[str, Any] | None:
     try:
-        from llmrel.analyzers.report import findings_summary
+        from llmrel.findings_summary import findings_summary
     except ImportError:
         return None
     return findings_summary(client, since_ns)

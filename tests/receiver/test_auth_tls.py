@@ -98,7 +98,7 @@ def test_grpc_and_http_serve_tls(make_receiver, query, tls_files):
 
 
 def test_the_cli_asks_a_tls_server_trusting_only_its_certificate(make_receiver, tls_files):
-    from llmrel.cli.running import ask_running_server
+    from llmrel.running import ask_running_server
 
     chain, key, _ = tls_files
     receiver = make_receiver(tls_cert_file=chain, tls_key_file=key, auth_token="s3cret")

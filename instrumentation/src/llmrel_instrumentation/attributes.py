@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llmrel_core.spans import classify_span
+
 FEATURE = "llmrel.feature"
 TENANT = "llmrel.tenant"
 USER_ID = "user.id"
@@ -25,25 +27,10 @@ BREAKER_MODE = "llmrel.breaker.mode"  # observe | enforce
 BREAKER_REQUESTED_MODEL = "llmrel.breaker.requested_model"  # the model asked for, when a fallback served
 BREAKER_DIVERTED_EVENT = "llmrel.breaker.diverted"
 
-_LLM_MARKER_KEYS: tuple[str, ...] = (
-    "gen_ai.operation.name",
-    "gen_ai.system",
-    "gen_ai.provider.name",
-    "llm.request.type",
-)
-_OPENINFERENCE_KIND = "openinference.span.kind"
-_OPENINFERENCE_LLM_KINDS = frozenset({"LLM", "EMBEDDING", "RERANKER"})
+def is_llm_span(attributes: Mapping[str, Any] | None, name: str = "") -> bool:
+    """Whether span attributes (as known at span start) mark a GenAI span: an LLM call or a step
+    around calls (agent, tool, workflow), by the one classification in `llmrel_core.spans`.
 
-
-def is_llm_span(attributes: Mapping[str, Any] | None) -> bool:
-    """Whether span attributes (as known at span start) mark an LLM operation.
-
-    Recognises the GenAI semantic conventions (current and legacy), OpenLLMetry and OpenInference;
-    all of them set their marker attribute when the span starts, so samplers can use this too.
+    Every supported convention sets its marker attribute when the span starts, so samplers can use this.
     """
-    if not attributes:
-        return False
-    for key in _LLM_MARKER_KEYS:
-        if key in attributes:
-            return True
-    return attributes.get(_OPENINFERENCE_KIND) in _OPENINFERENCE_LLM_KINDS
+    return bool(attributes) and classify_span(attributes, name) is not None  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ class EnrichmentSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            if not is_llm_span(span.attributes):
+            if not is_llm_span(span.attributes, span.name):
                 return
             values = context_attributes(parent_context)
             breaker = breaker_attributes(parent_context)

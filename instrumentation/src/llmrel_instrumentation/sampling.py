@@ -65,7 +65,7 @@ class LlmSampler(Sampler):
     ) -> SamplingResult:
         parent = get_current_span(parent_context).get_span_context()
         parent_state = parent.trace_state if parent.is_valid else None
-        if is_llm_span(attributes):
+        if is_llm_span(attributes, name):
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent_state)
         if parent.is_valid:
             sampled = parent.trace_flags.sampled

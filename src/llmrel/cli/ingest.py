@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmrel.cli.running import ask_running_server
-from llmrel.config import ConfigError, Settings, load_settings
+from llmrel.config import ConfigError
+from llmrel.running import ask_running_server, settings_or_exit
 
 _SIGNAL_POLL_S = 0.2
 _WIDTH_OFF_TERMINAL = 1000  # a pipe, a file or a CI log: never cut a table to a guessed 80 columns
@@ -32,17 +32,6 @@ err_console = Console(stderr=True)
 
 _STORE_HELP = "chdb:///path or http(s)://user:pass@host:8123/db [env LLMREL_CLICKHOUSE_URL]"
 StoreOpt = Annotated[str | None, typer.Option("--clickhouse-url", help=_STORE_HELP)]
-
-
-def settings_or_exit(**overrides: Any) -> Settings:
-    """Load settings, printing every problem and exiting 2 when invalid."""
-    try:
-        return load_settings(**overrides)
-    except ConfigError as exc:
-        err_console.print("[bold red]invalid configuration:[/]")
-        for line in str(exc).splitlines():
-            err_console.print(f"  - {line}")
-        raise typer.Exit(2) from None
 
 
 def serve(
@@ -149,7 +138,7 @@ def render_report(data: dict[str, Any]) -> None:
         console.print(hint, highlight=False)
     findings = data.get("findings")
     if findings:
-        from llmrel.analyzers.report import render_findings_summary
+        from llmrel.findings_summary import render_findings_summary
 
         render_findings_summary(console, findings)
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from llmrel.normalize import tables as t
 from llmrel.normalize.values import parse_json
+from llmrel_core import spans
 
 _OUTPUT_TEXT_PARTS = frozenset({"text", "refusal"})
 
@@ -104,7 +105,7 @@ def _group_indexed(attrs: dict[str, str], candidates: list[str]) -> _Indexed:
     prompts = [(m.get("role", ""), _text_of(m.get("content"))) for m in ordered(t.INDEXED_PROMPT_PREFIX)]
     completions = ordered(t.INDEXED_COMPLETION_PREFIX)
     oi_inputs = [(m.get("message.role", ""), _oi_text(m)) for m in ordered(t.OI_INPUT_MESSAGES_PREFIX)]
-    oi_inputs += [("", m.get("prompt.text", "")) for m in ordered(t.OI_PROMPTS_PREFIX)]
+    oi_inputs += [("", m.get("prompt.text", "")) for m in ordered(spans.OI_PROMPTS_PREFIX)]
     oi_inputs += [("", m.get("embedding.text", "")) for m in ordered(t.OI_EMBEDDINGS_PREFIX)]
     oi_outputs = ordered(t.OI_OUTPUT_MESSAGES_PREFIX)
     oi_choices = [m.get("completion.text", "") for m in ordered(t.OI_CHOICES_PREFIX)]

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 from llmrel.model import LlmCall, SpanRecord
 from llmrel.normalize import scan as slot
 from llmrel.normalize import tables as t
-from llmrel.normalize.classify import classify_span
 from llmrel.normalize.content import extract_content, response_fields
 from llmrel.normalize.scan import scan_attributes
 from llmrel.normalize.values import (
@@ -28,6 +27,8 @@ from llmrel.normalize.values import (
     parse_json,
     parse_seconds_as_ns,
 )
+from llmrel_core import spans
+from llmrel_core.spans import classify_span
 
 _CLASS_REPR = re.compile(r"^<class '([\w.$]+)'>$")
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)+$")
@@ -76,7 +77,7 @@ def _build(span: SpanRecord, convention: str, operation: str) -> LlmCall:
     content = extract_content(attrs, indexed_keys)
     # OpenInference keeps the response id, and with some versions the finish reason, only in the
     # provider's JSON body (`output.value`).
-    response = response_fields(attrs.get(t.OI_OUTPUT_VALUE)) if convention == t.OPENINFERENCE else None
+    response = response_fields(attrs.get(t.OI_OUTPUT_VALUE)) if convention == spans.OPENINFERENCE else None
 
     request_model = values[slot.REQUEST_MODEL] or _param(params, t.INVOCATION_MODEL)[1] or ""
     response_model = values[slot.RESPONSE_MODEL] or ""

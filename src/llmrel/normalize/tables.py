@@ -10,55 +10,20 @@ whenever a table changes, so stored rows say which mapping produced them.
 
 from __future__ import annotations
 
+from llmrel_core.spans import (
+    LLM_REQUEST_TYPE,
+    OI_PROMPTS_PREFIX,
+    OPENINFERENCE_SPAN_KIND,
+    OPERATION_NAME,
+    PROVIDER_NAME,
+    SYSTEM,
+    TRACELOOP_SPAN_KIND,
+)
+
 NORMALIZER_VERSION = "2026.12.1"
 
 VERSION_ATTRIBUTE = "llmrel.normalizer.version"
 WARNINGS_ATTRIBUTE = "llmrel.normalize.warnings"
-
-# Conventions
-GENAI_SEMCONV = "genai-semconv"
-GENAI_SEMCONV_LEGACY = "genai-semconv-legacy"
-OPENLLMETRY = "openllmetry"
-OPENINFERENCE = "openinference"
-
-OPERATION_NAME = "gen_ai.operation.name"
-PROVIDER_NAME = "gen_ai.provider.name"
-SYSTEM = "gen_ai.system"
-LLM_REQUEST_TYPE = "llm.request.type"
-OPENINFERENCE_SPAN_KIND = "openinference.span.kind"
-TRACELOOP_SPAN_KIND = "traceloop.span.kind"
-TRACELOOP_ENTITY_NAME = "traceloop.entity.name"
-
-# Attributes only OpenLLMetry/Traceloop emits next to the GenAI names (measured on 0.62.4).
-OPENLLMETRY_MARKERS: tuple[str, ...] = (
-    "gen_ai.is_streaming", "llm.is_streaming", LLM_REQUEST_TYPE, "llm.usage.total_tokens",
-    "gen_ai.usage.total_tokens", "gen_ai.openai.api_base", "llm.headers", "gen_ai.headers",
-    TRACELOOP_SPAN_KIND,
-)
-OPENLLMETRY_PREFIX = "traceloop."
-
-# Operation names as they appear, to the semconv operation names.
-OPERATIONS: dict[str, str] = {
-    "chat": "chat", "text_completion": "text_completion", "completion": "text_completion",
-    "embeddings": "embeddings", "embedding": "embeddings", "generate_content": "generate_content",
-    "execute_tool": "execute_tool", "invoke_agent": "invoke_agent", "create_agent": "create_agent",
-    "invoke_workflow": "invoke_workflow", "retrieval": "retrieval", "rerank": "rerank",
-}
-OPENINFERENCE_OPERATIONS: dict[str, str] = {
-    "LLM": "chat", "EMBEDDING": "embeddings", "RERANKER": "rerank", "TOOL": "execute_tool", "AGENT": "invoke_agent",
-    "RETRIEVER": "retrieval", "CHAIN": "invoke_workflow", "GUARDRAIL": "guardrail", "EVALUATOR": "evaluation",
-    "PROMPT": "prompt",
-}
-TRACELOOP_OPERATIONS: dict[str, str] = {"tool": "execute_tool", "agent": "invoke_agent", "workflow": "invoke_workflow",
-                                        "task": "task"}
-
-# Operations of the steps around LLM calls: agents, tools, workflows, retrieval, guardrails. A step is
-# trace context, never an LLM call: it stays in `otel_traces`, and the tokens, cost and errors it
-# aggregates are its child calls' (see docs/ARCHITECTURE.md). Every other operation is an LLM call.
-STEP_OPERATIONS = frozenset({
-    "invoke_agent", "create_agent", "execute_tool", "invoke_workflow", "retrieval", "task", "guardrail",
-    "evaluation", "prompt",
-})
 
 # Provider spellings of older conventions to the v1.37+ `gen_ai.provider.name` values.
 PROVIDERS: dict[str, str] = {
@@ -147,7 +112,6 @@ INDEXED_PROMPT_PREFIX = "gen_ai.prompt."
 INDEXED_COMPLETION_PREFIX = "gen_ai.completion."
 OI_INPUT_MESSAGES_PREFIX = "llm.input_messages."
 OI_OUTPUT_MESSAGES_PREFIX = "llm.output_messages."
-OI_PROMPTS_PREFIX = "llm.prompts."
 OI_CHOICES_PREFIX = "llm.choices."
 OI_EMBEDDINGS_PREFIX = "embedding.embeddings."  # `.embedding.text` is input; `.embedding.vector` is dropped
 OI_INPUT_VALUE = "input.value"

@@ -41,9 +41,9 @@ from llmrel.actions.board import Board
 from llmrel.actions.breakers import iso
 from llmrel.actions.gate import GateConfig, judge
 from llmrel.actions.signals import Signal, dry_run_signal, override_signal
-from llmrel.analyzers.ruleparams import parse_duration
 from llmrel.breaker_scope import canonical_scope
 from llmrel.config import Settings
+from llmrel.durations import parse_duration
 
 _APPLY_WAIT_S = 5.0
 _MAX_WAIT_S = 60.0

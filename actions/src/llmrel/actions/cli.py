@@ -29,8 +29,7 @@ _STATE_STYLE = {"open": "bold red", "half_open": "yellow", "closed": "green"}
 
 
 def _request(method: str, path: str, api: str | None, **kwargs: Any) -> httpx.Response:
-    from llmrel.cli.ingest import settings_or_exit
-    from llmrel.cli.running import api_url
+    from llmrel.running import api_url, settings_or_exit
 
     settings = settings_or_exit()
     base = (api or api_url(settings)).rstrip("/")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llmrel.cli.running import ask_running_server
+from llmrel.running import ask_running_server
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,7 +26,7 @@ rules_app = typer.Typer(help="Validate and dry-run invariant rule files.", no_ar
 
 
 def _settings(**overrides: Any) -> Any:
-    from llmrel.cli.ingest import settings_or_exit
+    from llmrel.running import settings_or_exit
 
     return settings_or_exit(**overrides)
 
@@ -97,7 +97,7 @@ def findings(
     clickhouse_url: StoreOpt = None,
 ) -> None:
     """Recent findings, newest first."""
-    from llmrel.analyzers.report import recent_findings
+    from llmrel.findings_summary import recent_findings
     from llmrel.store import connect
 
     settings = _settings(clickhouse_url=clickhouse_url)

@@ -6,32 +6,16 @@ is validated completely and every problem reported at once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from llmrel.analyzers.callfields import NUMBER_FIELDS, SCOPE_KEYS, TEXT_FIELDS
 from llmrel.analyzers.pii import PII_KINDS
 from llmrel.analyzers.userregex import regex_problem
+from llmrel.durations import parse_duration
 
 BUDGET_METRICS = ("cost_usd", "input_tokens", "output_tokens", "total_tokens", "calls")
 TRACE_COUNTS = ("calls", "retries", "tool_calls", "errors")
-
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> int:
-    """`30s`, `10m`, `1h`, `7d` -> seconds.
-
-    Raises:
-        ValueError: on any other form.
-    """
-    match = _DURATION.match(str(text).strip())
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"expected a duration like 30s, 10m, 1h, 7d; got {text!r}")
-    return int(match.group(1)) * _UNITS[match.group(2)]
-
 
 Checker = Callable[[Any], tuple[Any, str | None]]
 

@@ -32,6 +32,7 @@ from llmrel.analyzers.callfields import shard_of
 from llmrel.analyzers.runtime import Analyzer
 from llmrel.analyzers.sink import Watermark, write_findings
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
+from llmrel_core.spans import MARKER_KEYS
 
 log = structlog.get_logger(__name__)
 
@@ -43,10 +44,8 @@ _SELECT_SPANS = ", ".join(
      "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"}.get(c, f"`{c}`")
     for c in SPAN_COLUMNS)
 # Spans that may be LLM calls in any supported convention (used only by the late-data rescan).
-_LLM_SPAN_FILTER = ("(mapContains(SpanAttributes, 'gen_ai.operation.name') OR mapContains(SpanAttributes, "
-                    "'gen_ai.system') OR mapContains(SpanAttributes, 'gen_ai.provider.name') OR "
-                    "mapContains(SpanAttributes, 'gen_ai.request.model') OR mapContains(SpanAttributes, "
-                    "'llm.request.type') OR mapContains(SpanAttributes, 'openinference.span.kind'))")
+# Stored spans that may be LLM calls (the normalizer decides); the keys are the classification's own.
+_LLM_SPAN_FILTER = "(" + " OR ".join(f"mapContains(SpanAttributes, '{key}')" for key in MARKER_KEYS) + ")"
 
 
 @dataclass(frozen=True)

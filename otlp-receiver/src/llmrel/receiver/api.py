@@ -49,7 +49,7 @@ def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRout
                        tenant: str | None = None) -> list[dict[str, Any]]:
         check(request)
         try:
-            from llmrel.analyzers.report import recent_findings
+            from llmrel.findings_summary import recent_findings
         except ImportError:
             raise HTTPException(404, "analyzers are not installed") from None
         try:

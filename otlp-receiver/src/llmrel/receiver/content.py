@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from llmrel.model import SpanRecord
 from llmrel_core.redaction import redact
-from llmrel_instrumentation.redaction import is_content_key
+from llmrel_core.spans import is_content_key
 
 SpanTransform = Callable[[SpanRecord], SpanRecord]
 

@@ -1,4 +1,5 @@
-"""Asking a running `llmrel serve` over its API: while it runs, it owns the embedded store."""
+"""What every command needs: settings or a clear exit, and asking a running `llmrel serve` over its API
+(while it runs, it owns the embedded store)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,20 @@ import httpx
 import typer
 from rich.console import Console
 
-from llmrel.config import Settings
+from llmrel.config import ConfigError, Settings, load_settings
 
 err_console = Console(stderr=True)
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    """Load settings, printing every problem and exiting 2 when invalid."""
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        err_console.print("[bold red]invalid configuration:[/]")
+        for line in str(exc).splitlines():
+            err_console.print(f"  - {line}")
+        raise typer.Exit(2) from None
 
 
 def api_url(settings: Settings) -> str:
