@@ -7,7 +7,8 @@ nanoseconds since the epoch; nothing here imports the rest of llmrel.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 
 class SpanRecord(NamedTuple):
@@ -114,3 +115,15 @@ LLM_CALL_COLUMNS: tuple[str, ...] = (
 
 assert len(SPAN_COLUMNS) == len(SpanRecord._fields)
 assert len(LLM_CALL_COLUMNS) == len(LlmCall._fields)
+
+CALL_FIELD_OF_COLUMN: dict[str, str] = dict(zip(LLM_CALL_COLUMNS, LlmCall._fields, strict=True))
+"""`llm_calls` column name -> `LlmCall` field name (the one place the two are paired)."""
+
+
+def call_from_columns(row: Mapping[str, Any]) -> LlmCall:
+    """An `LlmCall` built by keyword from a row keyed by `llm_calls` column names (extra keys ignored).
+
+    Raises:
+        KeyError: a column is missing from `row`.
+    """
+    return LlmCall(**{field: row[column] for column, field in CALL_FIELD_OF_COLUMN.items()})

@@ -11,16 +11,17 @@ the result is exactly what `genai_prices.calc_price` returns.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from genai_prices import Usage
 from genai_prices.data_snapshot import DataSnapshot, get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
 
-from llmrel.model import LLM_CALL_COLUMNS, LlmCall
+from llmrel.model import LLM_CALL_COLUMNS, LlmCall, call_from_columns
 from llmrel.price_file import PriceFile, load_price_file
 
 if TYPE_CHECKING:
@@ -258,10 +259,10 @@ def reprice(client: Client, pricer: Pricer, since_ns: int, until_ns: int | None 
     changed_total = 0
     for partition, hour in hours:
         rows = client.query(
-            f"SELECT {select}, toUnixTimestamp64Milli(IngestedAt) FROM llm_calls FINAL "
+            f"SELECT {select}, toUnixTimestamp64Milli(IngestedAt) AS IngestedAtMs FROM llm_calls FINAL "
             f"WHERE _partition_id = %(partition)s AND toUnixTimestamp(toStartOfHour(Timestamp)) = %(hour)s "
             f"AND {window}",
-            parameters={**params, "partition": partition, "hour": hour}).result_rows
+            parameters={**params, "partition": partition, "hour": hour}).named_results()
         changed = _repriced_rows(pricer, rows)
         if changed:
             client.insert("llm_calls", changed, column_names=[*LLM_CALL_COLUMNS, "IngestedAt"])
@@ -272,20 +273,20 @@ def reprice(client: Client, pricer: Pricer, since_ns: int, until_ns: int | None 
     return changed_total
 
 
-def _repriced_rows(pricer: Pricer, rows: list[tuple]) -> list[tuple]:
-    """Rows (LlmCall columns + IngestedAt ms) whose cost changes, with a newer `IngestedAt`."""
+def _repriced_rows(pricer: Pricer, rows: Iterable[dict[str, Any]]) -> list[tuple]:
+    """Rows (`llm_calls` columns + `IngestedAtMs`) whose cost changes, with a newer `IngestedAt`."""
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     changed = []
     for row in rows:
-        call = LlmCall(*row[:-1])
+        call = call_from_columns({**row, "Timestamp": row["TimestampNs"]})
         repriced = pricer.price(call)
         if (repriced.cost_usd, repriced.cost_status) != (call.cost_usd, call.cost_status):
-            ingested_ms = max(now_ms, row[-1] + 1)
+            ingested_ms = max(now_ms, row["IngestedAtMs"] + 1)
             changed.append((*repriced, datetime.fromtimestamp(ingested_ms / 1000, UTC)))
     return changed
 
 
-_READ_EXPRESSIONS = tuple("toUnixTimestamp64Nano(Timestamp)" if c == "Timestamp" else f"`{c}`"
+_READ_EXPRESSIONS = tuple("toUnixTimestamp64Nano(Timestamp) AS TimestampNs" if c == "Timestamp" else f"`{c}`"
                           for c in LLM_CALL_COLUMNS)
 
 

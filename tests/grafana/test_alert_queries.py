@@ -11,7 +11,6 @@ from collections import Counter
 import pytest
 
 from llmrel.grafana.alerts import AlertSettings
-from llmrel.grafana.macros import expand_macros
 from llmrel.grafana.provisioning import build_bundle
 from llmrel.model import LLM_CALL_COLUMNS
 from tests.grafana.conftest import (
@@ -22,6 +21,7 @@ from tests.grafana.conftest import (
     result_columns,
     seeded_calls,
 )
+from tests.grafana.macros import expand_macros
 
 SETTINGS = AlertSettings()
 RULES = {rule["uid"]: rule for group in build_bundle().rule_groups for rule in group["rules"]}

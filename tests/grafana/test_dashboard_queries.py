@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from llmrel.grafana.macros import ALL, expand_macros
 from llmrel.grafana.provisioning import build_bundle
 from llmrel.model import LLM_CALL_COLUMNS
 from tests.grafana.conftest import (
@@ -31,6 +30,7 @@ from tests.grafana.conftest import (
     result_columns,
     seeded_calls,
 )
+from tests.grafana.macros import ALL, expand_macros
 
 FIXED = {"daily_budget_usd": "100", "drift_metric": "latency_ms", "trace_id": TRACE_ID}
 ALL_VALUES = {"environment": ALL, "service": ALL, "model": ALL, "feature": ALL, "tenant": ALL, **FIXED}

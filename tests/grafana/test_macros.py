@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmrel.grafana.macros import ALL, expand_macros
+from tests.grafana.macros import ALL, expand_macros
 
 FROM_MS, TO_MS = 1_764_147_600_123, 1_764_151_200_999  # 2025-11-26 09:00:00.123 .. 10:00:00.999 UTC
 

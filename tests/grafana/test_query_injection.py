@@ -2,7 +2,7 @@
 
 Values come from any viewer (`?var-service=…`, the text boxes) or from senders (a service or model
 name sent over OTLP and then picked in a filter). Each value goes through the same expansion the
-ClickHouse datasource and Grafana's template service apply (`llmrel.grafana.macros`), then runs
+ClickHouse datasource and Grafana's template service apply (`tests/grafana/macros.py`), then runs
 on the embedded ClickHouse engine; its result must equal the result for a harmless value that
 matches nothing, i.e. the value stayed a string literal.
 """
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from llmrel.grafana.macros import ALL, expand_macros
 from llmrel.grafana.provisioning import build_bundle
 from llmrel.model import LLM_CALL_COLUMNS
 from tests.grafana.conftest import FROM_MS, TO_MS, TRACE_ID, dashboard_queries, make_call, new_store, seeded_calls
+from tests.grafana.macros import ALL, expand_macros
 
 HOSTILE = [
     "x\\') OR 1=1 --",

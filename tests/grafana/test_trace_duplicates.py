@@ -3,10 +3,10 @@ or a table committed while its materialized view failed) shows once in the trace
 
 from __future__ import annotations
 
-from llmrel.grafana.macros import expand_macros
 from llmrel.grafana.provisioning import build_bundle
 from llmrel.model import SPAN_COLUMNS
 from tests.grafana.conftest import FROM_MS, TO_MS, TRACE_ID, dashboard_queries, new_store, trace_spans
+from tests.grafana.macros import expand_macros
 
 
 def test_trace_view_shows_each_span_once(chdb_dir):

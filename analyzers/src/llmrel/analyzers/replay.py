@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.findings import Finding
 from llmrel.analyzers.ruleset import RuleSet
-from llmrel.model import LLM_CALL_COLUMNS, LlmCall
+from llmrel.model import LLM_CALL_COLUMNS, LlmCall, call_from_columns
 
 _CHUNK = 50_000
 
@@ -35,13 +35,10 @@ def load_calls(client: Client, since_ns: int, until_ns: int | None = None) -> pl
 
 def frame_to_calls(frame: pl.DataFrame) -> Iterator[LlmCall]:
     """`LlmCall`s from a `load_calls` frame (the Map column arrives as a list of key/value structs)."""
-    for row in frame.iter_rows():
-        values = list(row)
-        values[0] = int(values[0])
-        attributes = values[-1]
-        values[-1] = {kv["key"]: kv["value"] for kv in attributes} if isinstance(attributes, list) else dict(
-            attributes or {})
-        yield LlmCall(*values)
+    for row in frame.iter_rows(named=True):
+        attributes = row["Attributes"]
+        yield call_from_columns({**row, "Timestamp": int(row["TimestampNs"]), "Attributes": (
+            {kv["key"]: kv["value"] for kv in attributes} if isinstance(attributes, list) else dict(attributes or {}))})
 
 
 def replay(ruleset: RuleSet, calls: pl.DataFrame, *, drift: bool = False) -> list[Finding]:

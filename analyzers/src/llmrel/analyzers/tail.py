@@ -21,7 +21,7 @@ from __future__ import annotations
 import pickle
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,19 +32,18 @@ from llmrel.analyzers.callfields import shard_of
 from llmrel.analyzers.runtime import Analyzer
 from llmrel.analyzers.sink import Watermark, write_findings
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
+from llmrel.seams import CallPricer, Normalizer
 from llmrel_core.spans import MARKER_KEYS
 
 log = structlog.get_logger(__name__)
 
-Normalizer = Callable[[SpanRecord], "LlmCall | None"]
-PriceFn = Callable[[LlmCall], LlmCall]
 
 _SELECT_SPANS = ", ".join(
     {"Timestamp": "toUnixTimestamp64Nano(Timestamp)",
      "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"}.get(c, f"`{c}`")
     for c in SPAN_COLUMNS)
-# Spans that may be LLM calls in any supported convention (used only by the late-data rescan).
-# Stored spans that may be LLM calls (the normalizer decides); the keys are the classification's own.
+# Stored spans that may be LLM calls (the normalizer decides; used by the late-data rescan): the keys are
+# the classification's own.
 _LLM_SPAN_FILTER = "(" + " OR ".join(f"mapContains(SpanAttributes, '{key}')" for key in MARKER_KEYS) + ")"
 
 
@@ -86,7 +85,7 @@ def default_normalizer() -> Normalizer:
     return normalize_span
 
 
-def default_pricer(settings: Any) -> PriceFn | None:
+def default_pricer(settings: Any) -> CallPricer | None:
     """`llmrel.pricing.Pricer(...).price` when pricing is installed, else `None`."""
     try:
         from llmrel.pricing import Pricer
@@ -111,7 +110,7 @@ class Tailer:
     """Tails one store for one shard. Not thread-safe; `run` until `stop` is set."""
 
     def __init__(self, client: Client, analyzer: Analyzer, *, shard: Shard = Shard(), normalize: Normalizer,
-                 price: PriceFn | None = None, batch_rows: int = 20_000, settle_s: float = 2.0,
+                 price: CallPricer | None = None, batch_rows: int = 20_000, settle_s: float = 2.0,
                  lateness_s: float = 300.0, rescan_s: float = 30.0) -> None:
         self.client = client
         self.analyzer = analyzer

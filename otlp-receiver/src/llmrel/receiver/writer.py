@@ -18,7 +18,6 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -26,14 +25,14 @@ import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall
+from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import Prepared, RowBlock
 from llmrel.receiver.storehealth import StoreHealth
+from llmrel.seams import CommitHook
 
 log = structlog.get_logger(__name__)
 
-CommitHook = Callable[[list[LlmCall]], None]
 
 _ERROR_CODE = re.compile(r"Code: (\d+)")
 # ClickHouse errors about the inserted data itself: retrying the same rows cannot succeed.
