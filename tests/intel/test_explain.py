@@ -97,3 +97,17 @@ def test_too_few_calls_say_so_and_unknown_finding_raises(store) -> None:
     assert explain(store, _violations(calls[:1])[0].finding_id).contrast.verdict == "insufficient"
     with pytest.raises(FindingNotFoundError):
         explain(store, "0" * 32)
+
+
+def test_findings_list_carries_the_likely_cause(store) -> None:
+    from llmrel.analyzers.report import recent_findings
+
+    calls = _calls(2000)
+    insert_calls(store, calls)
+    bad = [c for c in calls if c.attributes[PROMPT_KEY] == "v7" and c.tenant == "globex"]
+    findings = _violations(bad)
+    write_findings(store, findings)
+    assert {r["likely_cause"] for r in recent_findings(store, T0, limit=1000)} == {""}
+    explanation = explain_and_store(store, findings[0].finding_id)
+    rows = {r["finding_id"]: r for r in recent_findings(store, T0, limit=1000)}
+    assert rows[findings[0].finding_id]["likely_cause"] == explanation.contrast.causes[0].cause
