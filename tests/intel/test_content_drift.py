@@ -6,7 +6,7 @@ import random
 
 from llmrel.analyzers.sink import write_findings
 from llmrel.intel.content_drift import METRIC, ContentDriftConfig, ContentDriftMonitor
-from tests.intel.answers import answer
+from llmrel.intel.simulate import answer
 from tests.intel.helpers import T0, make_call
 
 

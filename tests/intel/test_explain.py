@@ -111,3 +111,16 @@ def test_findings_list_carries_the_likely_cause(store) -> None:
     explanation = explain_and_store(store, findings[0].finding_id)
     rows = {r["finding_id"]: r for r in recent_findings(store, T0, limit=1000)}
     assert rows[findings[0].finding_id]["likely_cause"] == explanation.contrast.causes[0].cause
+
+
+def test_a_sampled_baseline_finds_the_same_cause(store) -> None:
+    calls = _calls(3000)
+    insert_calls(store, calls)
+    bad = [c for c in calls if c.attributes[PROMPT_KEY] == "v7" and c.tenant == "globex"]
+    write_findings(store, _violations(bad))
+    full = explain(store, _violations(bad[:1])[0].finding_id)
+    sampled = explain(store, _violations(bad[:1])[0].finding_id, sample_above=500)
+    assert sampled.scope["baseline_sampled_1_in"] == 6 and full.scope["baseline_sampled_1_in"] == 1
+    assert sampled.contrast.causes[0].cause == full.contrast.causes[0].cause
+    assert sampled.contrast.target_calls == full.contrast.target_calls == len(bad)
+    assert abs(sampled.contrast.baseline_calls - full.contrast.baseline_calls) < 0.15 * full.contrast.baseline_calls

@@ -91,13 +91,19 @@ def _label(dimension: str, value: object) -> str:
     return f"{dimension}={text}"
 
 
-def contrast(combos: pl.DataFrame, dimensions: list[str], config: ContrastConfig | None = None) -> Contrast:
-    """Rank the causes in `combos` (dimension columns + `target` and `baseline` counts)."""
+def contrast(combos: pl.DataFrame, dimensions: list[str], config: ContrastConfig | None = None,
+             baseline_scale: int = 1) -> Contrast:
+    """Rank the causes in `combos` (dimension columns + `target` and `baseline` counts).
+
+    `baseline_scale`: the baseline counts are a 1-in-k sample; tests run on the sample, reported baseline
+    counts are scaled back up (estimates).
+    """
     config = config or ContrastConfig()
     total_t = int(combos[TARGET].sum()) if combos.height else 0
     total_b = int(combos[BASELINE].sum()) if combos.height else 0
+    reported_b = total_b * baseline_scale
     if total_t < config.min_target or total_b < config.min_target:
-        return Contrast("insufficient", total_t, total_b, len(dimensions), 0, ())
+        return Contrast("insufficient", total_t, reported_b, len(dimensions), 0, ())
     singles = []
     for dim in dimensions:
         grouped = combos.group_by(dim).agg(pl.col(TARGET).sum(), pl.col(BASELINE).sum())
@@ -117,7 +123,7 @@ def contrast(combos: pl.DataFrame, dimensions: list[str], config: ContrastConfig
         pairs.append(((d1[0], d2[0]), (v1[0], v2[0]), int(sums[0] or 0), int(sums[1] or 0)))
     candidates = singles + pairs
     if not candidates:
-        return Contrast("unexplained", total_t, total_b, len(dimensions), 0, ())
+        return Contrast("unexplained", total_t, reported_b, len(dimensions), 0, ())
     t = np.array([c[2] for c in candidates], dtype=np.int64)
     b = np.array([c[3] for c in candidates], dtype=np.int64)
     p = np.minimum(_p_values(t, b, total_t, total_b) * len(candidates), 1.0)
@@ -129,9 +135,10 @@ def contrast(combos: pl.DataFrame, dimensions: list[str], config: ContrastConfig
     order = sorted(np.flatnonzero(keep), key=lambda i: (-(share_t[i] - share_b[i]), p[i]))
     causes = tuple(
         Cause(" & ".join(_label(d, v) for d, v in zip(candidates[i][0], candidates[i][1], strict=True)),
-              int(t[i]), int(b[i]), float(share_t[i]), float(share_b[i]), float(lift[i]), float(p[i]))
+              int(t[i]), int(b[i]) * baseline_scale, float(share_t[i]), float(share_b[i]), float(lift[i]),
+              float(p[i]))
         for i in order[:config.top])
-    return Contrast("explained" if causes else "unexplained", total_t, total_b, len(dimensions),
+    return Contrast("explained" if causes else "unexplained", total_t, reported_b, len(dimensions),
                     len(candidates), causes)
 
 

@@ -43,6 +43,7 @@ _MAX_ATTRIBUTE_KEYS = 8
 _MAX_ATTRIBUTE_VALUES = 200
 _KEY_SAMPLE = 100_000
 _MAX_COMBINATIONS = 500_000
+SAMPLE_ABOVE = 200_000  # larger scopes contrast their affected calls with a uniform sample of the baseline
 
 
 class FindingNotFoundError(LookupError):
@@ -95,30 +96,36 @@ def _attribute_keys(client: Client, scope: Scope) -> list[str]:
     return [str(k) for k, _, _ in rows if k not in _INTERNAL_KEYS][:_MAX_ATTRIBUTE_KEYS]
 
 
-def combinations_frame(client: Client, scope: Scope) -> tuple[pl.DataFrame, list[str]]:
-    """Affected and baseline call counts per combination of dimension values, and the dimension names."""
+def combinations_frame(client: Client, scope: Scope, sample_above: int = SAMPLE_ABOVE,
+                       ) -> tuple[pl.DataFrame, list[str], int]:
+    """Affected and baseline call counts per combination of dimension values, the dimension names, and the
+    baseline sampling factor (1: every baseline call counted; k: one in k, chosen by a hash of the span id)."""
     dims = {name: sql for name, sql in DIMENSIONS.items() if name not in scope.exclude}
     params = dict(scope.params)
     for i, key in enumerate(_attribute_keys(client, scope)):
         params[f"attr{i}"] = key
         dims[f"attr:{key}"] = f"Attributes[{{attr{i}:String}}]"
     names = list(dims)
+    calls = int(client.query(f"SELECT count() FROM llm_calls WHERE {scope.where}", parameters=params).result_rows[0][0])
+    factor = max(1, -(-calls // sample_above))
+    sampled = f" AND (cityHash64(SpanId) % {factor} = 0 OR is_target)" if factor > 1 else ""
     select = ", ".join(f"{sql} AS d{i}" for i, sql in enumerate(dims.values()))
     group = ", ".join(f"d{i}" for i in range(len(names)))
     table = client.query_arrow(
-        f"SELECT {select}, countIf({scope.target}) AS {TARGET}, countIf(NOT ({scope.target})) AS {BASELINE} "
-        f"FROM llm_calls WHERE {scope.where} GROUP BY {group} LIMIT {_MAX_COMBINATIONS}",
+        f"SELECT {select}, countIf(is_target) AS {TARGET}, countIf(NOT is_target) AS {BASELINE} "
+        f"FROM (SELECT *, ({scope.target}) AS is_target FROM llm_calls WHERE {scope.where}{sampled}) "
+        f"GROUP BY {group} LIMIT {_MAX_COMBINATIONS}",
         parameters=params)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.rename({f"d{i}": name for i, name in enumerate(names)})
     # LowCardinality columns arrive as dictionaries: compare them as plain strings.
     frame = frame.with_columns(pl.col(names).cast(pl.Utf8))
-    return frame, names
+    return frame, names, factor
 
 
 def explain(client: Client, finding_id: str, *, config: ContrastConfig | None = None,
-            window_ns: int = DEFAULT_WINDOW_NS) -> Explanation:
+            window_ns: int = DEFAULT_WINDOW_NS, sample_above: int = SAMPLE_ABOVE) -> Explanation:
     """Compute the explanation of one finding (not stored; see `explain_and_store`).
 
     Raises:
@@ -132,11 +139,11 @@ def explain(client: Client, finding_id: str, *, config: ContrastConfig | None = 
             "SELECT count() FROM llm_findings WHERE RuleId = {r:String} AND ServiceName = {s:String} AND Kind = "
             "'invariant'", parameters={"r": ref.metric.removeprefix("rate:"), "s": ref.service}).result_rows[0][0])
     scope = scope_of(ref, window_ns, per_call)
-    frame, names = combinations_frame(client, scope)
-    result = contrast(frame, names, config)
+    frame, names, factor = combinations_frame(client, scope, sample_above)
+    result = contrast(frame, names, config, baseline_scale=factor)
     elapsed = (time.perf_counter() - started) * 1000
-    return Explanation(ref.finding_id, ref.service, ref.rule_id, ref.kind, result, scope.description, elapsed,
-                       time.time_ns() // 1_000_000)
+    return Explanation(ref.finding_id, ref.service, ref.rule_id, ref.kind, result,
+                       {**scope.description, "baseline_sampled_1_in": factor}, elapsed, time.time_ns() // 1_000_000)
 
 
 EXPLANATION_COLUMNS = (

@@ -27,7 +27,8 @@ _OUTCOMES: dict[str, tuple[str, tuple[str, ...]]] = {
     "length_finish_rate": ("FinishReason = 'length'", ("finish_reason",)),
     "tool_call_rate": ("ToolCalls > 0", ("tool",)),
     "model_swap_rate": ("ResponseModel = {to_model:String}", ("response_model",)),
-    "violation_rate": ("(TraceId, SpanId) IN (SELECT TraceId, SpanId FROM llm_findings WHERE Kind = 'invariant' "
+    "violation_rate": ("cityHash64(TraceId, SpanId) IN (SELECT cityHash64(TraceId, SpanId) FROM llm_findings "
+                       "WHERE Kind = 'invariant' "
                        "AND ServiceName = {service:String} AND EventTime >= fromUnixTimestamp64Nano({lo:Int64}))",
                        ()),
 }
@@ -85,8 +86,9 @@ def _time(where: list[str], lo: int, hi: int, params: dict[str, Any]) -> None:
 
 
 def _violations(rule: str, trace_only: bool) -> str:
-    ids = "TraceId" if trace_only else "(TraceId, SpanId)"
-    return (f"{ids} IN (SELECT {ids.strip('()')} FROM llm_findings WHERE RuleId = {{rule:String}} "
+    # Ids compared as one 64-bit hash: a set of integers is several times faster to probe than string tuples.
+    ids = "cityHash64(TraceId)" if trace_only else "cityHash64(TraceId, SpanId)"
+    return (f"{ids} IN (SELECT {ids} FROM llm_findings WHERE RuleId = {{rule:String}} "
             "AND ServiceName = {service:String} AND EventTime >= fromUnixTimestamp64Nano({lo:Int64}) "
             "AND EventTime < fromUnixTimestamp64Nano({hi:Int64}))").replace("{" + "rule", "{rule")
 
@@ -130,7 +132,7 @@ def scope_of(ref: FindingRef, window_ns: int = DEFAULT_WINDOW_NS, per_call_findi
         predicate, exclude = outcome
         params["to_model"] = ref.attributes.get("to_model", "")
         target = f"{target} AND {predicate}"
-        what = f"calls with the bad outcome ({predicate.split(' IN ')[0]}) since the onset, against all others"
+        what = f"calls with the bad outcome of {ref.metric} since the onset, against all others"
     return Scope(" AND ".join(where), target, params, frozenset(exclude), _describe(ref, params, what))
 
 

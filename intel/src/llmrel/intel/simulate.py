@@ -1,4 +1,5 @@
-"""Answer text for output-drift tests: paraphrases of one topic, and a second topic of the same length."""
+"""Labelled answer text for output-drift tests and benchmarks: paraphrases of one topic, and a second
+topic of the same length."""
 
 from __future__ import annotations
 
