@@ -1,6 +1,6 @@
 """Intelligence-layer benchmark: explanation latency vs calls in scope, output-content drift detection.
 
-Not a test. Run:  python benchmarks/explain.py [--sizes 100000,1000000] [--drift-runs 5] [--fa-calls 50000]
+Not a test. Run:  python benchmarks/explain.py [--sizes 100000,1000000] [--drift-runs 5] [--fa-calls 40000]
 Prints a table and writes benchmarks/results/explain.json.
 
 Explanation: N calls of one service within one hour are generated in the embedded store (INSERT ... SELECT
@@ -143,7 +143,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="calls in scope, comma-separated")
     parser.add_argument("--drift-runs", type=int, default=5)
-    parser.add_argument("--fa-calls", type=int, default=50_000)
+    parser.add_argument("--fa-calls", type=int, default=40_000)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="llmrel-explain-bench-") as tmp:
