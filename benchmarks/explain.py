@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -146,6 +147,7 @@ def main() -> int:
     parser.add_argument("--fa-calls", type=int, default=40_000)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="llmrel-explain-bench-") as tmp:
         settings = load_settings(clickhouse_url=f"chdb://{tmp}?database=bench", calls_ttl_days=0,
                                  findings_ttl_days=0, traces_ttl_days=0)
@@ -166,9 +168,10 @@ def main() -> int:
           f"{drift['detector_us_per_call']} µs/call")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": 2},
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_average_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
         "explain": explain_rows, "content_drift": drift}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    print(f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at the end; wrote {RESULTS}")
     return 0
 
 

@@ -55,3 +55,13 @@ def test_non_inferiority_test() -> None:
     assert not non_inferior(60, 1000, 20, 1000, 0.02, 0.95)[0]
     assert not non_inferior(1, 20, 0, 20, 0.02, 0.95)[0]  # too few calls to show anything
     assert RecommendConfig().margin == 0.02
+
+
+def test_prompt_growth_and_the_cost_of_failed_calls_are_noted(store) -> None:
+    calls = [make_call(i, feature="bloat", input_tokens=100 if i < 1000 else 180, cost_usd=0.002,
+                       status_code="Error" if i % 100 == 0 else "Ok") for i in range(2000)]
+    insert_calls(store, calls)
+    [advice] = recommend(store, T0, T0 + 2000 * 1_000_000_000)
+    assert any(n.startswith("prompt growth: gpt-4o-2024-08-06 input tokens 100 -> 180 (+80%)") for n in advice.notes)
+    assert any("failed calls cost $0.0400" in n for n in advice.notes)
+    assert advice.recommendation is None and any("only one model" in n for n in advice.notes)
