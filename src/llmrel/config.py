@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     content_drift_enabled: bool = Field(default=True,
                                         description="Detect drift of output content (needs content capture)")
     content_drift_window: int = Field(default=200, ge=20, description="Calls per tested window of output content")
+    narrative_url: str | None = Field(default=None, description="OpenAI-compatible base URL: a generated incident "
+                                                                "summary of each explanation's numbers (off unset)")
+    narrative_model: str = "gpt-4o-mini"
+    narrative_api_key: SecretStr | None = Field(default=None, description="API key of narrative_url")
+    narrative_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -29,7 +29,8 @@ _FINDING_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def build_intel_router(client: Client, auth: Callable[[Request], bool],
-                       status: Callable[[], dict[str, Any]] | None = None) -> APIRouter:
+                       status: Callable[[], dict[str, Any]] | None = None,
+                       narrator: Callable[[dict[str, Any]], str | None] | None = None) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     lock = threading.Lock()  # one clickhouse-connect client: one query at a time
 
@@ -55,7 +56,7 @@ def build_intel_router(client: Client, auth: Callable[[Request], bool],
         def load() -> dict[str, Any]:
             if not refresh and (stored := stored_explanation(client, finding_id)) is not None:
                 return stored
-            explain_and_store(client, finding_id)
+            explain_and_store(client, finding_id, narrator)
             stored = stored_explanation(client, finding_id)
             assert stored is not None
             return stored

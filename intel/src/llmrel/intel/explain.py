@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,9 +167,12 @@ def store_explanation(client: Client, e: Explanation, narrative: str = "", narra
     client.insert(EXPLANATIONS_TABLE, [row], column_names=list(EXPLANATION_COLUMNS))
 
 
-def explain_and_store(client: Client, finding_id: str, **kwargs: Any) -> Explanation:
+def explain_and_store(client: Client, finding_id: str, narrator: Callable[[dict[str, Any]], str | None] | None = None,
+                      **kwargs: Any) -> Explanation:
+    """Explain, optionally narrate (a failed narrative is just absent), store."""
     explanation = explain(client, finding_id, **kwargs)
-    store_explanation(client, explanation)
+    narrative = narrator(explanation.as_dict()) if narrator is not None else None
+    store_explanation(client, explanation, narrative or "", getattr(narrator, "model", "") if narrative else "")
     return explanation
 
 

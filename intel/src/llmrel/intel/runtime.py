@@ -24,6 +24,7 @@ from llmrel.analyzers.sink import write_findings
 from llmrel.config import Settings
 from llmrel.intel.content_drift import ContentDriftConfig, ContentDriftMonitor
 from llmrel.intel.explain import explain_and_store
+from llmrel.intel.narrative import Narrator
 from llmrel.model import LlmCall
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,9 @@ class Intel:
         self._client = client_factory()
         self.monitor = (ContentDriftMonitor(ContentDriftConfig(window=settings.content_drift_window))
                         if settings.content_drift_enabled else None)
+        self.narrator = (Narrator(settings.narrative_url, settings.narrative_model,
+                                  settings.narrative_api_key.get_secret_value() if settings.narrative_api_key else None,
+                                  settings.narrative_timeout_s) if settings.narrative_url else None)
         self.dropped = 0
         self.explained = 0
         self.failures = 0
@@ -78,7 +82,7 @@ class Intel:
         if self.settings.explain_findings:
             for finding in (*findings, *drifts):
                 if self._due(finding):
-                    explain_and_store(self._client, finding.finding_id)
+                    explain_and_store(self._client, finding.finding_id, self.narrator)
                     self.explained += 1
         return drifts
 
@@ -103,7 +107,7 @@ class Intel:
     def router(self, auth: Callable[[Request], bool]) -> APIRouter:
         from llmrel.intel.api import build_intel_router
 
-        return build_intel_router(self._api_client, auth, self.status)
+        return build_intel_router(self._api_client, auth, self.status, self.narrator)
 
     def close(self) -> None:
         """Finish the queued batches, then stop. Never raises."""
