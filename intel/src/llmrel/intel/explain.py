@@ -44,7 +44,7 @@ _MAX_ATTRIBUTE_KEYS = 8
 _MAX_ATTRIBUTE_VALUES = 200
 _KEY_SAMPLE = 100_000
 _MAX_COMBINATIONS = 500_000
-SAMPLE_ABOVE = 200_000  # larger scopes contrast their affected calls with a uniform sample of the baseline
+SAMPLE_ABOVE = 100_000  # larger scopes contrast their affected calls with a uniform sample of the baseline
 
 
 class FindingNotFoundError(LookupError):
