@@ -107,6 +107,20 @@ class Settings(BaseSettings):
     gate_min_calls: int = Field(default=50, ge=1, description="Calls each version needs before the gate judges")
     gate_alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of the gate (all metrics)")
 
+    # Intelligence: explanations of findings, output-content drift (llmrel.intel)
+    explain_findings: bool = Field(default=True, description="Explain each new finding in serve (llm_explanations)")
+    explain_interval_s: float = Field(default=300.0, ge=0,
+                                      description="Per-call findings of one rule and service are explained at "
+                                                  "most once per interval (the API explains any on demand)")
+    content_drift_enabled: bool = Field(default=True,
+                                        description="Detect drift of output content (needs content capture)")
+    content_drift_window: int = Field(default=200, ge=20, description="Calls per tested window of output content")
+    narrative_url: str | None = Field(default=None, description="OpenAI-compatible base URL: a generated incident "
+                                                                "summary of each explanation's numbers (off unset)")
+    narrative_model: str = "gpt-4o-mini"
+    narrative_api_key: SecretStr | None = Field(default=None, description="API key of narrative_url")
+    narrative_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"

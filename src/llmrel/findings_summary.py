@@ -16,7 +16,11 @@ _FINDING_FIELDS: tuple[tuple[str, str], ...] = (
     ("cost_usd", "CostUSD"), ("impact_usd", "ImpactUSD"), ("confidence", "Confidence"),
     ("event_time_ns", "toUnixTimestamp64Nano(EventTime)"),
     ("detected_at_ns", "toUnixTimestamp64Nano(toDateTime64(DetectedAt, 9))"),
+    ("likely_cause", "e.TopCause"),
 )
+# The top cause stored by the intelligence layer (`llm_explanations`, schema 009), '' until explained.
+_EXPLANATIONS = ("LEFT JOIN (SELECT FindingId, argMax(TopCause, ComputedAt) AS TopCause FROM llm_explanations "
+                 "GROUP BY FindingId) AS e USING (FindingId)")
 _FILTERS = {"kind": "Kind", "service": "ServiceName", "rule": "RuleId", "severity": "Severity",
             "model": "Model", "tenant": "Tenant", "feature": "Feature"}
 
@@ -38,7 +42,7 @@ def recent_findings(client: Client, since_ns: int, *, limit: int = 100, **filter
             params[name] = value
     columns = ", ".join(expr for _, expr in _FINDING_FIELDS)
     rows = client.query(
-        f"SELECT {columns} FROM llm_findings FINAL WHERE {' AND '.join(where)} "
+        f"SELECT {columns} FROM llm_findings FINAL {_EXPLANATIONS} WHERE {' AND '.join(where)} "
         "ORDER BY EventTime DESC, FindingId LIMIT {limit:UInt32}", parameters=params).result_rows
     return [dict(zip((k for k, _ in _FINDING_FIELDS), row, strict=True)) for row in rows]
 

@@ -143,6 +143,7 @@ def template_vars(settings: Settings, db: str) -> dict[str, str]:
         "ttl_trace_id_ts": _ttl("Start", settings.traces_ttl_days),
         "ttl_calls": _ttl("Timestamp", settings.calls_ttl_days),
         "ttl_findings": _ttl("DetectedAt", settings.findings_ttl_days),
+        "ttl_explanations": _ttl("ComputedAt", settings.findings_ttl_days),
         "min_free_disk_bytes": str(settings.min_free_disk_mib * 1024 * 1024),
     }
 

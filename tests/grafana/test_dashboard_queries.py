@@ -32,7 +32,7 @@ from tests.grafana.conftest import (
 )
 from tests.grafana.macros import ALL, expand_macros
 
-FIXED = {"daily_budget_usd": "100", "drift_metric": "latency_ms", "trace_id": TRACE_ID}
+FIXED = {"daily_budget_usd": "100", "drift_metric": "latency_ms", "trace_id": TRACE_ID, "finding_id": "0" * 32}
 ALL_VALUES = {"environment": ALL, "service": ALL, "model": ALL, "feature": ALL, "tenant": ALL, **FIXED}
 SPECIFIC = {"environment": ["prod", "staging"], "service": ["checkout"], "model": ["gpt-4o"],
             "feature": ["cart", "search-box"], "tenant": ["acme", "globex"], **FIXED}
@@ -65,10 +65,10 @@ def check_shape(query: StoredQuery, columns: list[tuple[str, str]], rows: list[t
 def test_the_dashboards_hold_the_expected_panels():
     kinds = {(q.dashboard, q.kind) for q in QUERIES}
     assert {d for d, _ in kinds} == {"llmrel-overview", "llmrel-quality", "llmrel-drift", "llmrel-cost",
-                                      "llmrel-traces", "llmrel-actions"}
+                                      "llmrel-traces", "llmrel-actions", "llmrel-explanations"}
     assert ("llmrel-traces", "traces") in kinds and ("llmrel-drift", "annotation") in kinds
     assert ("llmrel-actions", "state-timeline") in kinds and ("llmrel-overview", "annotation") in kinds
-    assert sum(q.kind == "variable" for q in QUERIES) == 6 * 5
+    assert sum(q.kind == "variable" for q in QUERIES) == 7 * 5
 
 
 @pytest.mark.parametrize("variables", [ALL_VALUES, SPECIFIC], ids=["all", "specific"])

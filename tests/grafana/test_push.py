@@ -42,7 +42,7 @@ def test_first_push_creates_everything_in_order(grafana):
     assert writes == [
         ("POST", "/api/folders"),
         ("POST", "/api/datasources"),
-        *[("POST", "/api/dashboards/db")] * 6,
+        *[("POST", "/api/dashboards/db")] * 7,
         ("PUT", "/api/v1/provisioning/templates/llmrel"),
         *[("POST", "/api/v1/provisioning/contact-points")] * 4,
         ("PUT", "/api/v1/provisioning/folder/llmrel/rule-groups/llmrel-quality"),
@@ -82,7 +82,7 @@ def test_second_push_writes_nothing(grafana):
     report = push(api_for(grafana), build_bundle(secrets=SECRETS), CONNECTION, with_policy=True)
     assert grafana.errors == []
     assert [c for c in grafana.calls[first:] if c.method != "GET"] == []
-    assert report.writes == 0 and len(report.unchanged) == 1 + 1 + 6 + 1 + 4 + 3 + 1
+    assert report.writes == 0 and len(report.unchanged) == 1 + 1 + 7 + 1 + 4 + 3 + 1
 
 
 def test_a_changed_threshold_rewrites_only_its_rule_group(grafana):
@@ -111,11 +111,11 @@ def test_force_rewrites_and_the_cli_drives_a_push(grafana, monkeypatch):
     args = ["grafana", "push", "--url", grafana.url, "--token", TOKEN, "--ch-host", "clickhouse"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert first.output.count("created") == 1 + 1 + 6 + 1 + 4 + 3
+    assert first.output.count("created") == 1 + 1 + 7 + 1 + 4 + 3
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "created" not in again.output and "updated" not in again.output
     forced = runner.invoke(app, [*args, "--force"])
-    assert forced.exit_code == 0 and forced.output.count("updated") == 1 + 1 + 6 + 1 + 4 + 3
+    assert forced.exit_code == 0 and forced.output.count("updated") == 1 + 1 + 7 + 1 + 4 + 3
     assert grafana.errors == []
 
 

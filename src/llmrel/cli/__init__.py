@@ -19,11 +19,13 @@ def _register_optional() -> None:
     from llmrel.analyzers import cli as analyzers_cli
     from llmrel.cli import demo
     from llmrel.grafana import cli as grafana_cli
+    from llmrel.intel import cli as intel_cli
 
     demo.register(app)
     analyzers_cli.register(app)
     actions_cli.register(app)
     grafana_cli.register(app)
+    intel_cli.register(app)
 
 
 _register_optional()

@@ -116,7 +116,8 @@ def findings(
     table.add_column("spend $", justify="right", no_wrap=True)
     for r in rows:
         when = datetime.fromtimestamp(r["event_time_ns"] / 1e9, UTC).strftime("%m-%d %H:%M:%S")
-        table.add_row(when, r["kind"], r["rule_id"], r["severity"], f"{r['service']} / {r['model']}", r["message"],
+        message = r["message"] + (f" [likely cause: {r['likely_cause']}]" if r.get("likely_cause") else "")
+        table.add_row(when, r["kind"], r["rule_id"], r["severity"], f"{r['service']} / {r['model']}", message,
                       f"{r['cost_usd']:.4f}")
     console.print(table)
 

@@ -25,6 +25,7 @@ from llmrel.grafana.alerts import ORG_ID, AlertSettings, rule_groups
 from llmrel.grafana.dashboards_actions import actions
 from llmrel.grafana.dashboards_calls import cost_impact, overview, trace_drilldown
 from llmrel.grafana.dashboards_findings import drift, findings_cost_tables, quality
+from llmrel.grafana.dashboards_intel import explanations
 from llmrel.grafana.notifications import contact_points, policy_tree, template
 from llmrel.grafana.query import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
 
@@ -93,7 +94,8 @@ def panel_ids(dashboards: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, st
 def build_bundle(settings: AlertSettings | None = None, secrets: Mapping[str, str] | None = None) -> Bundle:
     """Render every object. `secrets` fills contact points for the API; `None` keeps `$ENV` placeholders."""
     settings = settings or AlertSettings()
-    boards = [overview(), quality(), drift(), cost_impact(findings_cost_tables()), trace_drilldown(), actions()]
+    boards = [overview(), quality(), drift(), cost_impact(findings_cost_tables()), trace_drilldown(), actions(),
+              explanations()]
     dashboards = {board["uid"]: board for board in (to_plain(b.build()) for b in boards)}
     points = [to_plain(cp) for cp in contact_points(secrets)]
     return Bundle(

@@ -117,6 +117,18 @@ def _load_actions(settings: Settings, client_factory: Callable[[], Client], metr
     return Actions(settings, client_factory, metrics.registry)
 
 
+def _load_intel(settings: Settings, client_factory: Callable[[], Client]) -> Any | None:
+    """The intelligence layer (explanations, output-content drift), when installed."""
+    if not (settings.explain_findings or settings.content_drift_enabled):
+        return None
+    try:
+        from llmrel.intel.runtime import Intel
+    except ImportError:
+        log.warning("intel_unavailable")
+        return None
+    return Intel(settings, client_factory)
+
+
 class Receiver:
     """The running llmrel ingest service (gRPC + HTTP + writer + analyzers)."""
 
@@ -143,7 +155,7 @@ class Receiver:
             servicer.close()
         if (http := getattr(self, "_uvicorn", None)) is not None:
             http.should_exit = True
-        for part in ("_pool", "_writer", "_analyzers", "_actions", "_health"):
+        for part in ("_pool", "_writer", "_analyzers", "_actions", "_intel", "_health"):
             if (component := getattr(self, part, None)) is not None:
                 component.close()
         for name in ("_write_client", "_read_client", "_analyzer_client"):
@@ -169,12 +181,17 @@ class Receiver:
         analyzer = _load_analyzer(s, self._analyzer_client)
         timezone, max_partitions = _store_partitioning(self._write_client)
         self._actions = _load_actions(s, self._client_factory, self.metrics)
+        self._intel = _load_intel(s, self._client_factory) if analyzer is not None else None
         on_commit = analyzer.on_commit if analyzer is not None else None
-        if analyzer is not None and self._actions is not None:
-            actions = self._actions
+        if analyzer is not None and (self._actions is not None or self._intel is not None):
+            actions, intel = self._actions, self._intel
 
             def on_commit(calls: list[LlmCall]) -> None:
-                actions.observe(analyzer.on_commit(calls))  # findings declaring a breaker reach it at once
+                findings = analyzer.on_commit(calls)
+                if actions is not None:
+                    actions.observe(findings)  # findings declaring a breaker reach it at once
+                if intel is not None:
+                    intel.observe(calls, findings)  # queued: explained and content-checked on its own thread
 
         self._analyzers = (AnalyzerWorker(on_commit, analyzer.close, self.metrics)
                            if analyzer is not None and on_commit is not None else None)
@@ -208,7 +225,8 @@ class Receiver:
             [build_otlp_router(self._ingestor, self.metrics, auth=auth, max_body_bytes=s.max_recv_mib * _MIB,
                                retry_after_s=s.retry_after_s, recv_timeout_s=s.recv_timeout_s),
              build_api_router(self._read_client, auth),
-             *([self._actions.router(auth)] if self._actions is not None else [])],
+             *([self._actions.router(auth)] if self._actions is not None else []),
+             *([self._intel.router(auth)] if self._intel is not None else [])],
             self.metrics, not_ready=self._not_ready)
         host, _, port = s.http_endpoint.rpartition(":")
         self._uvicorn = uvicorn.Server(uvicorn.Config(
@@ -218,6 +236,8 @@ class Receiver:
         self._http_thread = threading.Thread(target=self._uvicorn.run, name="llmrel-http", daemon=True)
         if self._actions is not None:
             self._actions.start()
+        if self._intel is not None:
+            self._intel.start()
         self._grpc.start()
         self._http_thread.start()
         self.http_port = self._wait_for_http()
@@ -255,6 +275,8 @@ class Receiver:
             self._analyzers.close()
         if self._actions is not None:
             self._actions.close()
+        if self._intel is not None:
+            self._intel.close()
         self._health.close()
         for client in (self._write_client, self._read_client, self._analyzer_client):
             client.close()
