@@ -51,14 +51,20 @@ def _diverted(guard: Guard, route: Route, kwargs: dict[str, Any]) -> Any:
     raise BreakerOpen(entry.scope, entry.state, route.model, entry.reason)
 
 
+def _routed(operation: str, kwargs: dict[str, Any]) -> tuple[Guard, Route] | None:
+    """The armed guard and its route for this call, or None when the call goes through untouched."""
+    guard = _guard
+    if guard is None or not guard.armed:
+        return None
+    route = guard.route(operation, kwargs)
+    return None if route is None else (guard, route)
+
+
 def _sync_wrapper(operation: str) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        guard = _guard
-        if guard is None or not guard.armed:
+        if (routed := _routed(operation, kwargs)) is None:
             return wrapped(*args, **kwargs)
-        route = guard.route(operation, kwargs)
-        if route is None:
-            return wrapped(*args, **kwargs)
+        guard, route = routed
         if not route.makes_call:
             return _diverted(guard, route, kwargs)
         if route.call_model is not None:
@@ -74,12 +80,9 @@ def _sync_wrapper(operation: str) -> Callable[..., Any]:
 
 def _async_wrapper(operation: str) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        guard = _guard
-        if guard is None or not guard.armed:
+        if (routed := _routed(operation, kwargs)) is None:
             return wrapped(*args, **kwargs)
-        route = guard.route(operation, kwargs)
-        if route is None:
-            return wrapped(*args, **kwargs)
+        guard, route = routed
 
         async def call() -> Any:
             call_kwargs = kwargs
