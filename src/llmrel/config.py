@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     batch_max_spans: int = Field(default=20_000, ge=1)
     batch_max_wait_ms: int = Field(default=5, ge=0)
     insert_timeout_s: float = Field(default=10.0, gt=0)
+    max_queue_delay_ms: int = Field(default=500, ge=0,
+                                    description="Refuse new exports (RESOURCE_EXHAUSTED / 429, retry later) while "
+                                                "the oldest uncommitted one has waited longer than this; 0 = off")
     retry_after_s: int = Field(default=2, ge=1)
     ingest_workers: int | None = Field(default=None, ge=0, le=64,
                                        description="Processes that decode and normalize requests; 0 = in the "

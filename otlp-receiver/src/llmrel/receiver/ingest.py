@@ -6,6 +6,10 @@ Both the gRPC servicer and the HTTP app call `Ingestor.ingest()` and map its out
 Memory: a request's in-flight reservation starts at its body size and grows, once prepared, by what
 its encoded rows hold until committed (`Prepared.held_bytes`); each decode is bounded by
 `check_decoded_size` (and, in worker processes, by the OS).
+
+Admission: while the writer's queue delay (how long the oldest uncommitted export has waited)
+exceeds `max_queue_delay_s`, new requests are refused as OVERLOADED before any work is spent on
+them, so senders back off instead of waiting towards their deadlines.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ log = structlog.get_logger(__name__)
 class Outcome(enum.Enum):
     STORED = "stored"  # all valid spans committed (maybe with rejected ones: partial success)
     RETRY = "retry"  # store failed or timed out: sender should retry (UNAVAILABLE / 503)
-    OVERLOADED = "overloaded"  # in-flight bytes bound reached (RESOURCE_EXHAUSTED / 429)
+    OVERLOADED = "overloaded"  # in-flight bytes or queue-delay bound reached (RESOURCE_EXHAUSTED / 429)
     SHUTTING_DOWN = "shutting_down"  # draining (UNAVAILABLE / 503)
     REJECTED = "rejected"  # the store refuses these rows for what they are (INVALID_ARGUMENT / 400)
     FAILED = "failed"  # an unexpected error on our side, logged (INTERNAL / 500; retrying would not help)
@@ -80,8 +84,9 @@ class Ingestor:
     """Prepare a request's rows (maybe in worker processes), then wait for their group commit."""
 
     def __init__(self, writer: BatchWriter, metrics: ReceiverMetrics, *, prepare: Prepare,
-                 max_inflight_bytes: int, commit_timeout_s: float) -> None:
+                 max_inflight_bytes: int, commit_timeout_s: float, max_queue_delay_s: float | None = None) -> None:
         self._writer = writer
+        self._max_queue_delay_s = max_queue_delay_s
         self._metrics = metrics
         self._prepare = prepare
         self._limiter = InflightLimiter(max_inflight_bytes, metrics)
@@ -107,6 +112,9 @@ class Ingestor:
         """
         future: Future[None] | None = None
         try:
+            if self._max_queue_delay_s and self._writer.queue_delay_s() > self._max_queue_delay_s:
+                return IngestResult(Outcome.OVERLOADED, message="the store is behind: exports wait longer than "
+                                    f"{self._max_queue_delay_s:g} s for their commit; retry later")
             rows = self._prepare(body, is_json)
             self._limiter.acquire(rows.held_bytes)  # the body is still held too, until the reply
             reserved += rows.held_bytes
