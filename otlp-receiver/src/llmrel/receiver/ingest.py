@@ -8,7 +8,7 @@ its encoded rows hold until committed (`Prepared.held_bytes`); each decode is bo
 `check_decoded_size` (and, in worker processes, by the OS).
 
 Admission: while the writer's queue delay (how long the oldest uncommitted export has waited)
-exceeds `max_queue_delay_s`, new requests are refused as OVERLOADED before any work is spent on
+exceeds `max_queue_delay_s` on a healthy store, new requests are refused as OVERLOADED before any work is spent on
 them, so senders back off instead of waiting towards their deadlines.
 """
 
@@ -112,7 +112,7 @@ class Ingestor:
         """
         future: Future[None] | None = None
         try:
-            if self._max_queue_delay_s and self._writer.queue_delay_s() > self._max_queue_delay_s:
+            if self._max_queue_delay_s and self._writer.behind(self._max_queue_delay_s):
                 return IngestResult(Outcome.OVERLOADED, message="the store is behind: exports wait longer than "
                                     f"{self._max_queue_delay_s:g} s for their commit; retry later")
             rows = self._prepare(body, is_json)
