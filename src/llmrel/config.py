@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     insert_timeout_s: float = Field(default=10.0, gt=0)
     max_queue_delay_ms: int = Field(default=1000, ge=0,
                                     description="Refuse new exports (RESOURCE_EXHAUSTED / 429, retry later) while "
-                                                "the oldest uncommitted one has waited longer than this; 0 = off")
+                                                "the oldest one under way has waited longer than this; 0 = off")
     retry_after_s: int = Field(default=2, ge=1)
     ingest_workers: int | None = Field(default=0, ge=0, le=64,
                                        description="Processes that decode and normalize requests; 0 (default) = "

@@ -42,7 +42,7 @@ CONTROL_EVERY = 50
 SENDERS = 4
 MAX_RSS_MIB = 2048  # serve and its worker together; the decode bound is 512 MiB per worker
 GRPC_ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
-HTTP_ALLOWED = {200, 400, 413}
+HTTP_ALLOWED = {200, 400, 413, 429}  # 429: behind (a loaded host), as gRPC's RESOURCE_EXHAUSTED
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 

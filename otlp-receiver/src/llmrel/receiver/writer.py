@@ -137,10 +137,11 @@ class BatchWriter:
             oldest = next(iter(self._waiting.values()), None)
         return 0.0 if oldest is None else time.monotonic() - oldest
 
-    def behind(self, max_delay_s: float) -> bool:
-        """Whether the store is healthy but slower than the load: the queue delay exceeds `max_delay_s`.
+    def behind(self, max_delay_s: float, waited_s: float = 0.0) -> bool:
+        """Whether the store is healthy but slower than the load: the queue delay (or `waited_s`, how long
+        the caller's oldest export has waited so far, preparation included) exceeds `max_delay_s`.
         A store that fails (full disk, unreachable) is not "behind": its exports fail as retryable."""
-        return self.queue_delay_s() > max_delay_s and self._health.problem() is None
+        return max(waited_s, self.queue_delay_s()) > max_delay_s and self._health.problem() is None
 
     def _done(self, batch: list[_Pending]) -> None:
         with self._waiting_lock:
