@@ -101,7 +101,7 @@ def test_http_overload_is_429_with_retry_after_and_nothing_acked_is_lost(make_re
 
 
 def test_no_refusal_while_the_store_keeps_up(make_receiver, query):
-    receiver = make_receiver()  # the default bound (1 s) is far above one commit here
+    receiver = make_receiver(max_queue_delay_ms=1000)  # the default bound: far above one commit here
     for i in range(5):
         body, _ = _body(0, i)
         export_raw(receiver.grpc_port, body)
