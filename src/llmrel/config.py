@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(default=2, ge=1)
     ingest_workers: int | None = Field(default=0, ge=0, le=64,
                                        description="Processes that decode and normalize requests; 0 (default) = "
-                                                   "in the receiving process, which on a small host is as fast and "
-                                                   "~150 MiB smaller per worker (benchmarks/ingest_bench.py)")
+                                                   "in the receiving process; each worker adds ~170 MiB and, on "
+                                                   "2 CPUs, 2 workers ~1.35x spans/s (benchmarks/ingest_bench.py)")
     content_policy: Literal["full", "redacted", "off"] = "full"
 
     # Receiver transport: who may connect, and how much one request may cost
