@@ -42,7 +42,7 @@ CONTROL_EVERY = 50
 SENDERS = 4
 MAX_RSS_MIB = 2048  # serve and its worker together; the decode bound is 512 MiB per worker
 GRPC_ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED}
-HTTP_ALLOWED = {200, 400, 413, 429}  # 429: behind (a loaded host), as gRPC's RESOURCE_EXHAUSTED
+HTTP_ALLOWED = {200, 400, 413}
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
@@ -146,7 +146,8 @@ def test_fuzzed_otlp_requests(fast_store_dir):
     fuzzer = Fuzzer(SEED)
     controls: list[str] = []
     env = {"LLMREL_INGEST_WORKERS": "1", "LLMREL_CONTENT_POLICY": "redacted", "LLMREL_ANALYZERS_ENABLED": "false",
-           "LLMREL_TRACES_TTL_DAYS": "0", "LLMREL_CALLS_TTL_DAYS": "0", "LLMREL_INSERT_TIMEOUT_S": "300"}
+           "LLMREL_TRACES_TTL_DAYS": "0", "LLMREL_CALLS_TTL_DAYS": "0", "LLMREL_INSERT_TIMEOUT_S": "300",
+           "LLMREL_MAX_QUEUE_DELAY_MS": "0"}  # a slow shared host must not turn the controls into "retry later"
     started = time.monotonic()
     with llmrel_serve(fast_store_dir / "store", env=env) as serve:
         watch = MemoryWatch(serve.process.pid)
