@@ -1,7 +1,9 @@
-"""Ingest benchmark: acked spans/s, export latency, receiver RSS and ack-to-queryable delay of
-`llmrel serve` on the embedded store, against two baselines measured in the same run: a parse-only
-Python OTLP receiver (the protocol ceiling) and the embedded store absorbing the same rows,
-prepared beforehand (the storage ceiling). Figures are printed and written to
+"""Ingest benchmark: acked spans/s, export latency, process-tree RSS and CPU, and ack-to-queryable delay
+of `llmrel serve` on the embedded store, against two baselines measured in the same run: a parse-only
+Python OTLP receiver that decodes every span into Python values (the ceiling; `parse_only_server.py`)
+and the embedded store absorbing the same rows, prepared beforehand (the storage ceiling). Also:
+many small senders (1-span exports from `--small-clients` clients), idle CPU, and where a span's
+time goes stage by stage (`ingest_stages.py`). Figures are printed and written to
 benchmarks/results/ingest.json.
 
     .venv/bin/python benchmarks/ingest_bench.py [--seconds 15] [--spans-per-request 100] [--threads 8]
@@ -27,6 +29,7 @@ import grpc
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+from ingest_stages import measure_stages
 from otlp_load import EXPORT, build_request, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,24 +49,82 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (ingest workers, the resource tracker)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in Path(f"/proc/{pids[i]}/task").glob("*/children"):
+            pids += [int(c) for c in task.read_text().split()]
+        i += 1
+    return pids
+
+
+def tree_rss_mib(pid: int) -> float:
+    total = 0
+    for p in _tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its living descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / ticks
+
+
+class RssSampler:
+    """Peak RSS of a process tree, sampled every 100 ms while running."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak = pid, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, tree_rss_mib(self.pid))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000 if values else float("nan")
 
 
 def measure_parse_only(requests: list[bytes], args: argparse.Namespace) -> dict:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "parse_only_server.py")],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "parse_only_server.py"), "127.0.0.1:0",
+                             str(args.grpc_threads)], stdout=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline())
+        cpu = tree_cpu_s(proc.pid)
         result = run_load(port, requests, args.spans_per_request, processes=args.processes,
                           threads=args.threads, seconds=args.seconds)
+        cpu = tree_cpu_s(proc.pid) - cpu
         rss = peak_rss_mib(proc.pid)
     finally:
         proc.kill()
         proc.wait()
     return {"acked_spans_per_s": result.acked_spans / result.seconds, "failed_requests": result.failed_requests,
             "export_p50_ms": pct(result.latencies_s, 0.5), "export_p99_ms": pct(result.latencies_s, 0.99),
-            "peak_rss_mib": rss}
+            "peak_rss_mib": rss, "cpu_s_per_1k_spans": round(cpu / max(1, result.acked_spans) * 1000, 3)}
 
 
 def measure_store_ceiling(requests: list[bytes], args: argparse.Namespace) -> dict:
@@ -86,7 +147,7 @@ def measure_store_ceiling(requests: list[bytes], args: argparse.Namespace) -> di
     stored, i = 0, 0
     started = time.monotonic()
     while time.monotonic() - started < args.seconds:
-        rows = [prepared[(i + k) % len(prepared)] for k in range(batch)]
+        rows = [prepared[(i + k) % len(prepared)].blocks[0] for k in range(batch)]
         i += batch
         client.raw_insert("llm_calls", list(LLM_CALL_COLUMNS), insert_block=b"".join(r.calls_native for r in rows),
                           fmt="Native")
@@ -136,15 +197,26 @@ def measure_llmrel(requests: list[bytes], args: argparse.Namespace) -> dict:
             except httpx.TransportError:
                 pass
             time.sleep(0.25)
+        time.sleep(2)  # start-up work settles
+        idle_rss = tree_rss_mib(proc.pid)
+        cpu = tree_cpu_s(proc.pid)
+        time.sleep(args.idle_seconds)
+        idle_cpu = (tree_cpu_s(proc.pid) - cpu) / args.idle_seconds
         delays: list[float] = []
         stop = threading.Event()
         sampler = threading.Thread(target=sample_ack_to_queryable, args=(grpc_port, http_port, stop, delays))
         sampler.start()
-        result = run_load(grpc_port, requests, args.spans_per_request, processes=args.processes,
-                          threads=args.threads, seconds=args.seconds)
-        stop.set()
-        sampler.join()
-        rss = peak_rss_mib(proc.pid)
+        with RssSampler(proc.pid) as rss_sampler:
+            cpu = tree_cpu_s(proc.pid)
+            result = run_load(grpc_port, requests, args.spans_per_request, processes=args.processes,
+                              threads=args.threads, seconds=args.seconds)
+            cpu = tree_cpu_s(proc.pid) - cpu
+            stop.set()
+            sampler.join()
+            small = run_load(grpc_port, [build_request(random.Random(i), 1) for i in range(64)], 1,
+                             processes=2, threads=args.small_clients // 2, seconds=args.small_seconds,
+                             channel_per_thread=True)
+        after_rss = tree_rss_mib(proc.pid)
         report = httpx.get(f"http://127.0.0.1:{http_port}/api/v1/report", params={"since": "3650d"},
                            timeout=120).json()
     finally:
@@ -153,10 +225,18 @@ def measure_llmrel(requests: list[bytes], args: argparse.Namespace) -> dict:
         shutil.rmtree(data, ignore_errors=True)
     delays.sort()
     return {"acked_spans_per_s": result.acked_spans / result.seconds, "failed_requests": result.failed_requests,
-            "acked_spans": result.acked_spans, "stored_llm_calls": report["totals"]["calls"] - len(delays),
+            "acked_spans": result.acked_spans,
+            "stored_llm_calls": report["totals"]["calls"] - len(delays) - small.acked_spans,
             "export_p50_ms": pct(result.latencies_s, 0.5), "export_p99_ms": pct(result.latencies_s, 0.99),
-            "peak_rss_mib": rss, "ack_to_queryable_p50_ms": pct(delays, 0.5),
-            "ack_to_queryable_p99_ms": pct(delays, 0.99), "ack_to_queryable_samples": len(delays)}
+            "cpu_s_per_1k_spans": round(cpu / max(1, result.acked_spans) * 1000, 3),
+            "peak_rss_mib": rss_sampler.peak, "idle_rss_mib": idle_rss, "rss_after_load_mib": after_rss,
+            "idle_cpu_share_of_core": round(idle_cpu, 4), "idle_seconds": args.idle_seconds,
+            "ack_to_queryable_p50_ms": pct(delays, 0.5),
+            "ack_to_queryable_p99_ms": pct(delays, 0.99), "ack_to_queryable_samples": len(delays),
+            "small_senders": {"clients": args.small_clients,
+                              "one_span_exports_per_s": small.acked_spans / small.seconds,
+                              "failed_requests": small.failed_requests, "export_p50_ms": pct(small.latencies_s, 0.5),
+                              "export_p99_ms": pct(small.latencies_s, 0.99)}}
 
 
 def main() -> None:
@@ -165,29 +245,46 @@ def main() -> None:
     parser.add_argument("--spans-per-request", type=int, default=100)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--grpc-threads", type=int, default=16, help="thread pool of the parse-only server")
+    parser.add_argument("--idle-seconds", type=float, default=30)
+    parser.add_argument("--small-clients", type=int, default=200)
+    parser.add_argument("--small-seconds", type=float, default=8)
+    parser.add_argument("--stages-only", action="store_true", help="only the per-stage breakdown")
     args = parser.parse_args()
     rng = random.Random(42)
     requests = [build_request(rng, args.spans_per_request) for _ in range(32)]
+    stages = measure_stages(requests, batch=args.threads * args.processes)
+    if args.stages_only:
+        print(json.dumps(stages, indent=2))
+        return
     ceiling = measure_parse_only(requests, args)
     llmrel = measure_llmrel(requests, args)
     store = measure_store_ceiling(requests, args)
     ratio = llmrel["acked_spans_per_s"] / ceiling["acked_spans_per_s"]
     store_ratio = llmrel["acked_spans_per_s"] / store["stored_spans_per_s"]
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cpu",
-               "params": vars(args), "parse_only_ceiling": ceiling, "store_ceiling": store, "llmrel_serve": llmrel,
+               "params": vars(args), "stages": stages, "parse_only_ceiling": ceiling,
+               "store_ceiling": store, "llmrel_serve": llmrel,
                "throughput_ratio_vs_parse_only": round(ratio, 3),
                "throughput_ratio_vs_store_ceiling": round(store_ratio, 3)}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print("us per span by stage:", json.dumps(stages["us_per_span"]))
     print(f"{'':28}{'parse-only':>14}{'llmrel serve':>14}")
     for key, label in (("acked_spans_per_s", "acked spans/s"), ("export_p50_ms", "export p50 ms"),
-                       ("export_p99_ms", "export p99 ms"), ("peak_rss_mib", "peak RSS MiB")):
+                       ("export_p99_ms", "export p99 ms"), ("peak_rss_mib", "peak RSS MiB (tree)"),
+                       ("cpu_s_per_1k_spans", "CPU s per 1k spans")):
         print(f"{label:28}{ceiling[key]:>14.1f}{llmrel[key]:>14.1f}")
     print(f"{'ratio vs parse-only':28}{'':>14}{ratio:>14.2f}")
     print(f"{'embedded store alone, spans/s':28}{store['stored_spans_per_s']:>14.1f}")
     print(f"{'ratio vs store alone':28}{'':>14}{store_ratio:>14.2f}")
     print(f"{'ack-to-queryable p50/p99 ms':28}{'':>14}"
           f"{llmrel['ack_to_queryable_p50_ms']:>7.1f}/{llmrel['ack_to_queryable_p99_ms']:.1f}")
+    small = llmrel["small_senders"]
+    print(f"{'1-span exports/s, p99 ms':28}{'':>14}{small['one_span_exports_per_s']:>7.0f}/{small['export_p99_ms']:.0f}"
+          f"  ({small['clients']} clients, {small['failed_requests']} failed)")
+    print(f"{'idle RSS MiB / idle CPU':28}{'':>14}{llmrel['idle_rss_mib']:>7.0f}/"
+          f"{llmrel['idle_cpu_share_of_core']:.3%} of a core")
     print(f"acked {llmrel['acked_spans']} spans, stored {llmrel['stored_llm_calls']} llm_calls; "
           f"failed requests {llmrel['failed_requests']}; written to {RESULTS.relative_to(ROOT)}")
 

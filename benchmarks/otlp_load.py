@@ -191,16 +191,24 @@ class LoadResult:
     latencies_s: list[float]
 
 
+def _channel(port: int) -> grpc.Channel:
+    # A local subchannel pool: each channel is a connection of its own, as separate senders' are.
+    return grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20),
+                                                               ("grpc.use_local_subchannel_pool", 1)])
+
+
 def _worker(port: int, requests: list[bytes], spans_per_request: int, threads: int, seconds: float,
-            out: mp.Queue) -> None:
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)])
-    export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+            out: mp.Queue, channel_per_thread: bool = False) -> None:
+    channel = _channel(port)
+    shared = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
     lock = threading.Lock()
     totals = {"acked": 0, "failed": 0}
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
 
     def loop(offset: int) -> None:
+        own = _channel(port) if channel_per_thread else None
+        export = own.unary_unary(EXPORT, request_serializer=None, response_deserializer=None) if own else shared
         i = offset
         while time.monotonic() < deadline:
             body = requests[i % len(requests)]
@@ -217,6 +225,8 @@ def _worker(port: int, requests: list[bytes], spans_per_request: int, threads: i
             with lock:
                 totals["acked"] += spans_per_request
                 latencies.append(elapsed)
+        if own is not None:
+            own.close()
 
     pool = [threading.Thread(target=loop, args=(t * 7,)) for t in range(threads)]
     for t in pool:
@@ -228,12 +238,14 @@ def _worker(port: int, requests: list[bytes], spans_per_request: int, threads: i
 
 
 def run_load(port: int, requests: list[bytes], spans_per_request: int, *, processes: int, threads: int,
-             seconds: float) -> LoadResult:
-    """Send `requests` round-robin from `processes` x `threads` concurrent exporters for `seconds`."""
+             seconds: float, channel_per_thread: bool = False) -> LoadResult:
+    """Send `requests` round-robin from `processes` x `threads` concurrent exporters for `seconds`
+    (each thread on a connection of its own with `channel_per_thread`, else one per process)."""
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
     started = time.monotonic()
-    procs = [ctx.Process(target=_worker, args=(port, requests, spans_per_request, threads, seconds, out))
+    procs = [ctx.Process(target=_worker, args=(port, requests, spans_per_request, threads, seconds, out,
+                                                  channel_per_thread))
              for _ in range(processes)]
     for p in procs:
         p.start()

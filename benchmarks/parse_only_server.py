@@ -1,4 +1,7 @@
-"""The ceiling: a bare Python OTLP/gRPC receiver that only parses each request and acks it."""
+"""The ceiling: the least any Python OTLP/gRPC receiver must do. It parses each request and decodes
+every span into Python values (`llmrel.receiver.decode.decode_request`: ids, attributes, events,
+links as `SpanRecord`s), then acks; nothing is normalized, encoded or stored. Run with the same
+gRPC thread pool size as `llmrel serve`."""
 
 from __future__ import annotations
 
@@ -7,18 +10,18 @@ import time
 from concurrent import futures
 
 import grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from llmrel.receiver.decode import decode_request, parse_protobuf_request
 
 
 def main() -> None:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
                          options=[("grpc.max_receive_message_length", 64 << 20)])
 
     def export(body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
-        ExportTraceServiceRequest.FromString(body)
+        decode_request(parse_protobuf_request(body))
         return ExportTraceServiceResponse()
 
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(

@@ -24,12 +24,15 @@ def settings(chdb_dir: Path) -> Settings:
     """Settings on the session's embedded store, with a fresh database for this test.
 
     Retention is off so fixed-time fixtures are not expired by TTL on insert; requests are
-    prepared in the receiving process (tests that need worker processes ask for them).
+    prepared in the receiving process (tests that need worker processes ask for them). Admission by
+    queue delay is off, so a slow shared host cannot turn a test's exports into "retry later"
+    (tests/receiver/test_backpressure.py sets it).
     """
     db = f"t_{uuid.uuid4().hex[:12]}"
     return load_settings(clickhouse_url=f"chdb://{chdb_dir}?database={db}",
                          grpc_endpoint="127.0.0.1:0", http_endpoint="127.0.0.1:0", log_format="console",
-                         traces_ttl_days=0, calls_ttl_days=0, findings_ttl_days=0, ingest_workers=0)
+                         traces_ttl_days=0, calls_ttl_days=0, findings_ttl_days=0, ingest_workers=0,
+                         max_queue_delay_ms=0)
 
 
 @pytest.fixture

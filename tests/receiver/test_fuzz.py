@@ -146,7 +146,8 @@ def test_fuzzed_otlp_requests(fast_store_dir):
     fuzzer = Fuzzer(SEED)
     controls: list[str] = []
     env = {"LLMREL_INGEST_WORKERS": "1", "LLMREL_CONTENT_POLICY": "redacted", "LLMREL_ANALYZERS_ENABLED": "false",
-           "LLMREL_TRACES_TTL_DAYS": "0", "LLMREL_CALLS_TTL_DAYS": "0", "LLMREL_INSERT_TIMEOUT_S": "300"}
+           "LLMREL_TRACES_TTL_DAYS": "0", "LLMREL_CALLS_TTL_DAYS": "0", "LLMREL_INSERT_TIMEOUT_S": "300",
+           "LLMREL_MAX_QUEUE_DELAY_MS": "0"}  # a slow shared host must not turn the controls into "retry later"
     started = time.monotonic()
     with llmrel_serve(fast_store_dir / "store", env=env) as serve:
         watch = MemoryWatch(serve.process.pid)

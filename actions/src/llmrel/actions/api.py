@@ -29,7 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmrel.actions import gate_data, store
+from llmrel.actions import store
 from llmrel.actions.alerts import (
     MAX_BODY_BYTES,
     SignatureError,
@@ -201,6 +201,8 @@ def build_actions_router(api: ActionsApi, auth: Callable[[Request], bool]) -> AP
         except ValueError as exc:
             raise HTTPException(400, f"window: {exc}") from None
         config = GateConfig(min_calls=min_calls or api.settings.gate_min_calls, alpha=api.settings.gate_alpha)
+        from llmrel.actions import gate_data  # polars: loaded when a gate is first asked, not by every receiver
+
         since = gate_data.window_start_ns(window_s)
 
         def evaluate() -> dict[str, Any]:

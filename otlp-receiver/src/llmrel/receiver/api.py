@@ -16,7 +16,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 
-from llmrel.report import build_report, parse_since
+# `llmrel.report` (and polars, ~100 MiB) is imported by the routes that use it, when first asked:
+# a receiver nobody queries stays small.
 
 
 def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRouter:
@@ -35,6 +36,8 @@ def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRout
     @router.get("/report")
     async def report(request: Request, since: str = Query("1h"), until: str | None = Query(None)) -> dict[str, Any]:
         check(request)
+        from llmrel.report import build_report, parse_since
+
         try:
             since_ns = parse_since(since)
             until_ns = parse_since(until) if until else None
@@ -52,6 +55,8 @@ def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRout
             from llmrel.findings_summary import recent_findings
         except ImportError:
             raise HTTPException(404, "analyzers are not installed") from None
+        from llmrel.report import parse_since
+
         try:
             since_ns = parse_since(since)
         except ValueError as exc:

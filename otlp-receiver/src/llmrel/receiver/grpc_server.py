@@ -5,8 +5,9 @@ INVALID_ARGUMENT and a message rather than grpcio's generic INTERNAL. Retryable 
 `google.rpc.RetryInfo` both as the status detail (read by Go clients and the Collector) and in
 the `google.rpc.retryinfo-bin` trailer (read by the Python exporter).
 
-Handler threads are few (grpcio's synchronous server), so none may be held by a sender that is
-not allowed in or does not send: the bearer token is checked by an interceptor from the call's
+Handler threads are bounded (grpcio's synchronous server; each waits for its export's commit, so
+there are enough of them for many small senders to share one group commit), and none may be held
+by a sender that is not allowed in or does not send: the bearer token is checked by an interceptor from the call's
 headers, before the message is read (a refused call never waits for its body); the message must
 arrive within `recv_timeout_s` or the call is cancelled; and one connection may run only half
 the handler threads' worth of calls at once.
@@ -143,6 +144,10 @@ class TraceServicer:
         if result.outcome is Outcome.REJECTED:
             self.count("rejected")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, result.message)
+        if result.outcome is Outcome.OVERLOADED:
+            self.count("overloaded")
+            self._abort_retryable(context, grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED,
+                                  result.message)
         if result.outcome is not Outcome.STORED:
             self.count(result.outcome.value)
             self._abort_retryable(context, grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE, result.message)
@@ -172,7 +177,7 @@ class TraceServicer:
 
 def build_grpc_server(servicer: TraceServicer, endpoint: str, *, max_recv_bytes: int, auth_token: str | None,
                       tls: tuple[bytes, bytes] | None = None, handshake_timeout_s: float = 30,
-                      max_workers: int = 16, max_queued_rpcs: int = 256) -> tuple[grpc.Server, int]:
+                      max_workers: int = 128, max_queued_rpcs: int = 512) -> tuple[grpc.Server, int]:
     """Create (not start) the gRPC server; returns it with the bound port.
 
     Args:

@@ -186,6 +186,8 @@ def build_otlp_router(ingestor: Ingestor, metrics: ReceiverMetrics, *, auth: Cal
             return error(500, media_type, code_pb2.INTERNAL, result.message, "failed")
         if result.outcome is Outcome.REJECTED:
             return error(400, media_type, code_pb2.INVALID_ARGUMENT, result.message, "rejected")
+        if result.outcome is Outcome.OVERLOADED:
+            return error(429, media_type, code_pb2.RESOURCE_EXHAUSTED, result.message, "overloaded", retry=True)
         if result.outcome is not Outcome.STORED:
             return error(503, media_type, code_pb2.UNAVAILABLE, result.message, result.outcome.value, retry=True)
         response = ExportTraceServiceResponse()

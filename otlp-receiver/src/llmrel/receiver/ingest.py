@@ -6,12 +6,18 @@ Both the gRPC servicer and the HTTP app call `Ingestor.ingest()` and map its out
 Memory: a request's in-flight reservation starts at its body size and grows, once prepared, by what
 its encoded rows hold until committed (`Prepared.held_bytes`); each decode is bounded by
 `check_decoded_size` (and, in worker processes, by the OS).
+
+Admission: while the oldest request under way (in preparation, queued or being committed) has
+waited longer than `max_queue_delay_s` on a healthy store, new requests are refused as OVERLOADED
+before any work is spent on them, so senders back off instead of waiting towards their deadlines.
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -33,7 +39,7 @@ log = structlog.get_logger(__name__)
 class Outcome(enum.Enum):
     STORED = "stored"  # all valid spans committed (maybe with rejected ones: partial success)
     RETRY = "retry"  # store failed or timed out: sender should retry (UNAVAILABLE / 503)
-    OVERLOADED = "overloaded"  # in-flight bytes bound reached (RESOURCE_EXHAUSTED / 429)
+    OVERLOADED = "overloaded"  # in-flight bytes or queue-delay bound reached (RESOURCE_EXHAUSTED / 429)
     SHUTTING_DOWN = "shutting_down"  # draining (UNAVAILABLE / 503)
     REJECTED = "rejected"  # the store refuses these rows for what they are (INVALID_ARGUMENT / 400)
     FAILED = "failed"  # an unexpected error on our side, logged (INTERNAL / 500; retrying would not help)
@@ -80,8 +86,12 @@ class Ingestor:
     """Prepare a request's rows (maybe in worker processes), then wait for their group commit."""
 
     def __init__(self, writer: BatchWriter, metrics: ReceiverMetrics, *, prepare: Prepare,
-                 max_inflight_bytes: int, commit_timeout_s: float) -> None:
+                 max_inflight_bytes: int, commit_timeout_s: float, max_queue_delay_s: float | None = None) -> None:
         self._writer = writer
+        self._max_queue_delay_s = max_queue_delay_s
+        self._under_way: dict[int, float] = {}  # start times of requests being ingested, oldest first
+        self._under_way_lock = threading.Lock()
+        self._ids = itertools.count()
         self._metrics = metrics
         self._prepare = prepare
         self._limiter = InflightLimiter(max_inflight_bytes, metrics)
@@ -106,7 +116,13 @@ class Ingestor:
             RequestTooLarge: decoding the body would take more memory than one request may.
         """
         future: Future[None] | None = None
+        key = next(self._ids)
         try:
+            if self._max_queue_delay_s and self._writer.behind(self._max_queue_delay_s, self._oldest_wait_s()):
+                return IngestResult(Outcome.OVERLOADED, message="the receiver is behind: exports wait longer than "
+                                    f"{self._max_queue_delay_s:g} s to be stored; retry later")
+            with self._under_way_lock:
+                self._under_way[key] = time.monotonic()
             rows = self._prepare(body, is_json)
             self._limiter.acquire(rows.held_bytes)  # the body is still held too, until the reply
             reserved += rows.held_bytes
@@ -130,6 +146,8 @@ class Ingestor:
             log.exception("ingest_failed")
             return IngestResult(Outcome.FAILED, message=f"internal error: {type(exc).__name__}")
         finally:
+            with self._under_way_lock:
+                self._under_way.pop(key, None)
             if future is None or future.done():
                 self.release(reserved)
             else:
@@ -137,6 +155,11 @@ class Ingestor:
                 future.add_done_callback(lambda _: self.release(held))
         return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected,
                             message=rows.message if rows.rejected else "")
+
+    def _oldest_wait_s(self) -> float:
+        with self._under_way_lock:
+            oldest = next(iter(self._under_way.values()), None)
+        return 0.0 if oldest is None else time.monotonic() - oldest
 
     def _await_commit(self, future: Future[None]) -> IngestResult | None:
         """None once committed; otherwise the retryable outcome. A commit that has not started by

@@ -213,7 +213,8 @@ class Receiver:
             self._pool = None
             prepare = Preparer(config).prepare
         self._ingestor = Ingestor(self._writer, self.metrics, prepare=prepare,
-                                  max_inflight_bytes=s.max_inflight_mib * _MIB, commit_timeout_s=s.insert_timeout_s)
+                                  max_inflight_bytes=s.max_inflight_mib * _MIB, commit_timeout_s=s.insert_timeout_s,
+                                  max_queue_delay_s=s.max_queue_delay_ms / 1000)
         token = s.auth_token.get_secret_value() if s.auth_token else None
         self._servicer = TraceServicer(self._ingestor, self.metrics, retry_after_s=s.retry_after_s,
                                        recv_timeout_s=s.recv_timeout_s)

@@ -9,6 +9,11 @@ block of days after another. When the store refuses a batch of several exports, 
 on its own, so one sender's rows cannot fail the others: the one the store refuses alone for
 its data gets `RejectedByStore` (not retryable), any other failure fails its exports, so the
 senders retry.
+
+The writer also reports its queue delay (`queue_delay_s()`): how long the oldest export not yet
+committed has waited. The ingest path refuses new exports while that exceeds its bound, so
+overload becomes back-pressure (RESOURCE_EXHAUSTED / 429 with a retry delay) rather than latency
+(a sojourn-time signal, as in CoDel: it needs no model of the store's speed).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ def _may_isolate(error: BaseException) -> bool:
 class _Pending:
     rows: Prepared
     future: Future[None] = field(default_factory=Future)
+    submitted: float = field(default_factory=time.monotonic)
 
 
 class BatchWriter:
@@ -108,6 +114,8 @@ class BatchWriter:
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._held: _Pending | None = None  # taken from the queue, left for the next batch
         self._closed = False
+        self._waiting_lock = threading.Lock()
+        self._waiting: dict[int, float] = {}  # id -> submit time of exports not yet committed, oldest first
         self._thread = threading.Thread(target=self._run, name="llmrel-writer", daemon=True)
         self._thread.start()
 
@@ -116,9 +124,28 @@ class BatchWriter:
         if self._closed:
             raise WriterClosed("receiver is shutting down")
         pending = _Pending(rows)
+        with self._waiting_lock:
+            self._waiting[id(pending)] = pending.submitted
         self._queue.put(pending)
         self._metrics.queue_depth.inc()
         return pending.future
+
+    def queue_delay_s(self) -> float:
+        """How long the oldest export not yet committed (queued, or in the commit under way) has waited."""
+        with self._waiting_lock:
+            oldest = next(iter(self._waiting.values()), None)
+        return 0.0 if oldest is None else time.monotonic() - oldest
+
+    def behind(self, max_delay_s: float, waited_s: float = 0.0) -> bool:
+        """Whether the store is healthy but slower than the load: the queue delay (or `waited_s`, how long
+        the caller's oldest export has waited so far, preparation included) exceeds `max_delay_s`.
+        A store that fails (full disk, unreachable) is not "behind": its exports fail as retryable."""
+        return max(waited_s, self.queue_delay_s()) > max_delay_s and self._health.problem() is None
+
+    def _done(self, batch: list[_Pending]) -> None:
+        with self._waiting_lock:
+            for pending in batch:
+                self._waiting.pop(id(pending), None)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop taking work, commit everything queued, then stop the thread."""
@@ -191,6 +218,12 @@ class BatchWriter:
             self._insert_blocks([block for p in batch for block in p.rows.blocks])
 
     def _commit(self, queued: list[_Pending]) -> None:
+        try:
+            self._commit_batch(queued)
+        finally:
+            self._done(queued)
+
+    def _commit_batch(self, queued: list[_Pending]) -> None:
         self._metrics.queue_depth.dec(len(queued))
         # Exports whose sender already got "retry" were cancelled: they must not be stored.
         batch = [p for p in queued if p.future.set_running_or_notify_cancel()]
