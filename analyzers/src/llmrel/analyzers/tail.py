@@ -31,17 +31,15 @@ from clickhouse_connect.driver.client import Client
 from llmrel.analyzers.callfields import shard_of
 from llmrel.analyzers.runtime import Analyzer
 from llmrel.analyzers.sink import Watermark, write_findings
-from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
+from llmrel.model import LLM_CALL_COLUMNS, LlmCall, SpanRecord
+from llmrel.span_rows import SELECT_SPANS as _SELECT_SPANS
+from llmrel.span_rows import row_to_span
 
 log = structlog.get_logger(__name__)
 
 Normalizer = Callable[[SpanRecord], "LlmCall | None"]
 PriceFn = Callable[[LlmCall], LlmCall]
 
-_SELECT_SPANS = ", ".join(
-    {"Timestamp": "toUnixTimestamp64Nano(Timestamp)",
-     "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"}.get(c, f"`{c}`")
-    for c in SPAN_COLUMNS)
 # Spans that may be LLM calls in any supported convention (used only by the late-data rescan).
 _LLM_SPAN_FILTER = ("(mapContains(SpanAttributes, 'gen_ai.operation.name') OR mapContains(SpanAttributes, "
                     "'gen_ai.system') OR mapContains(SpanAttributes, 'gen_ai.provider.name') OR "
@@ -94,18 +92,6 @@ def default_pricer(settings: Any) -> PriceFn | None:
     except ImportError:
         return None
     return Pricer.from_settings(settings).price
-
-
-def row_to_span(row: Sequence[Any]) -> SpanRecord:
-    """An `otel_traces` row selected with `_SELECT_SPANS` (column order = `SPAN_COLUMNS`)."""
-    values = list(row)
-    values[0] = int(values[0])
-    values[15] = [int(t) for t in values[15]]
-    for i in (8, 11):
-        values[i] = dict(values[i])
-    for i in (17, 21):
-        values[i] = [dict(m) for m in values[i]]
-    return SpanRecord(*values)
 
 
 class Tailer:
