@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     clickhouse_http_max_memory_mib: int = Field(default=2048, ge=16)
     clickhouse_http_max_result_rows: int = Field(default=10_000_000, ge=1)
     clickhouse_http_max_result_mib: int = Field(default=1024, ge=1)
-    clickhouse_http_max_body_mib: int = Field(default=1024, ge=1, description="Largest insert body (decoded)")
+    clickhouse_http_max_body_mib: int = Field(default=256, ge=1, description="Largest insert body (decoded)")
 
     # Cost
     prices_file: Path | None = Field(default=None, description="YAML of custom prices and model aliases")

@@ -92,6 +92,8 @@ async def _decoded_body(request: Request, limit: int) -> AsyncIterator[bytes]:
     blocks = compression.BlockDecoder() if request.query_params.get("decompress") == "1" else None
     total = 0
     async for chunk in request.stream():
+        if not chunk:
+            continue
         if http is not None:
             chunk = http(chunk)
         if blocks is not None:
