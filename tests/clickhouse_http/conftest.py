@@ -9,8 +9,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from llmrel.config import Settings
-from llmrel.receiver.clickhouse_http.users import read_admin_secret
 from llmrel.receiver.server import Receiver
+from llmrel.served_store import read_admin_secret
 
 READER_PASSWORD = "reader-pw-for-tests"
 WRITER_PASSWORD = "writer-pw-for-tests"

@@ -13,6 +13,7 @@ from backports import zstd
 from clickhouse_cityhash.cityhash import CityHash128
 
 from llmrel.receiver.server import Receiver
+from llmrel.served_store import read_admin_secret
 from tests.clickhouse_http.conftest import READER_PASSWORD, WRITER_PASSWORD
 
 READER = ("llmrel_reader", READER_PASSWORD)
@@ -143,7 +144,6 @@ def test_native_compressed_blocks_both_ways(http):
 
 
 def test_writes_refused_on_get_and_for_the_reader(http, served):
-    from llmrel.receiver.clickhouse_http.users import read_admin_secret
     admin = ("llmrel_admin", read_admin_secret(served.settings))
     response = http.get("/", params={"query": "CREATE TABLE t_get (a UInt8) ENGINE = Memory"}, auth=admin)
     assert _code(response) == 164  # READONLY, as ClickHouse answers a write over GET

@@ -17,6 +17,7 @@ from llmrel.receiver.clickhouse_http.query_settings import Limits
 from llmrel.receiver.clickhouse_http.users import Users
 from llmrel.receiver.ingest import IngestResult, Outcome
 from llmrel.receiver.prepare import Prepared
+from llmrel.served_store import publish_endpoint, withdraw_endpoint
 from llmrel.store import database_name
 
 _MIB = 1024 * 1024
@@ -53,6 +54,7 @@ class ClickHouseHttpListener:
                               Users(settings), limits, database_name(settings.clickhouse_url), sink,
                               settings.clickhouse_http_max_body_mib * _MIB, not_ready)
         host, _, port = endpoint.rpartition(":")
+        self._store, self._host = settings.embedded_path, host.strip("[]")
         self._server = uvicorn.Server(uvicorn.Config(
             build_app(interface), host=host.strip("[]"), port=int(port), log_level="warning", access_log=False,
             timeout_graceful_shutdown=10, lifespan="off",
@@ -68,8 +70,10 @@ class ClickHouseHttpListener:
                 raise OSError("cannot serve the ClickHouse HTTP interface")
             time.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        publish_endpoint(self._store, self._host, self.port)
         return self.port
 
     def stop(self, grace_s: float = 10.0) -> None:
+        withdraw_endpoint(self._store)
         self._server.should_exit = True
         self._thread.join(grace_s + 1)

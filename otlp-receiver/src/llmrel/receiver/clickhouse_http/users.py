@@ -13,19 +13,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.datastructures import Headers, QueryParams
 
 from llmrel.config import Settings
 from llmrel.receiver.clickhouse_http.errors import ClickHouseError
 from llmrel.receiver.clickhouse_http.policy import ADMIN, READER, WRITER
+from llmrel.served_store import ADMIN_USER, ensure_admin_secret
 
-READER_USER, WRITER_USER, ADMIN_USER = "llmrel_reader", "llmrel_writer", "llmrel_admin"
-ADMIN_SECRET_FILE = "clickhouse-http-admin.secret"
+READER_USER, WRITER_USER = "llmrel_reader", "llmrel_writer"
 
 
 @dataclass(frozen=True)
@@ -33,35 +30,6 @@ class User:
     name: str
     role: str
     password: str
-
-
-def admin_secret_path(settings: Settings) -> Path | None:
-    """Where the admin password lives: the setting, else the embedded store's directory."""
-    if settings.clickhouse_http_admin_secret_file is not None:
-        return settings.clickhouse_http_admin_secret_file
-    return settings.embedded_path / ADMIN_SECRET_FILE if settings.embedded_path is not None else None
-
-
-def read_admin_secret(settings: Settings) -> str | None:
-    path = admin_secret_path(settings)
-    if path is None or not path.is_file():
-        return None
-    return path.read_text().strip() or None
-
-
-def ensure_admin_secret(settings: Settings) -> str:
-    """The admin password, generated into a new 0600 file when there is none yet."""
-    path = admin_secret_path(settings)
-    if path is None:
-        raise ValueError("no place for the admin secret: set LLMREL_CLICKHOUSE_HTTP_ADMIN_SECRET_FILE")
-    if (existing := read_admin_secret(settings)) is not None:
-        return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret + "\n")
-    return secret
 
 
 class Users:
