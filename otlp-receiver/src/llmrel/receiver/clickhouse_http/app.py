@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmrel.receiver.clickhouse_http import compression, inserts, policy
+from llmrel.receiver.clickhouse_http import compression, inserts, native, policy
 from llmrel.receiver.clickhouse_http.engine import Engine, Result
 from llmrel.receiver.clickhouse_http.errors import ClickHouseError
 from llmrel.receiver.clickhouse_http.query_settings import Limits, query_settings
@@ -150,10 +150,19 @@ async def _handle(interface: Interface, request: Request) -> Response:
                 nodes = await asyncio.to_thread(interface.engine.parse, sql, statement_args, database)
                 policy.check(user.role, nodes, interface.database)
                 readonly = user.role != policy.ADMIN
-                result = await asyncio.to_thread(
-                    interface.engine.run, sql, default_format, database=database, settings=engine_settings,
-                    params=statement_args, readonly=readonly)
+                if fmt == "Native" and native.HELLO.match(sql):
+                    engine = interface.engine
+                    result = Result(native.hello_block(engine.display_name, engine.version, engine.timezone,
+                                                       _int(params.get("client_protocol_version"))))
+                else:
+                    result = await asyncio.to_thread(
+                        interface.engine.run, sql, default_format, database=database, settings=engine_settings,
+                        params=statement_args, readonly=readonly)
     return _respond(interface, request, result, fmt, query_id, transport)
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
 
 
 async def _read_statement(query_param: str, body: AsyncIterator[bytes]
