@@ -17,8 +17,9 @@ WRITER_PASSWORD = "writer-pw-for-tests"
 
 
 @pytest.fixture
-def served(settings: Settings) -> Iterator[Receiver]:
-    """A running receiver with reader and writer users enabled (analyzers on)."""
+def served(settings: Settings, store: Client) -> Iterator[Receiver]:
+    """A running receiver with reader and writer users enabled (analyzers on), stopped before `store` drops
+    the test's database."""
     receiver = Receiver(type(settings).model_validate({**settings.model_dump(), "reader_password": READER_PASSWORD,
                                                        "writer_password": WRITER_PASSWORD}))
     receiver.start()
