@@ -35,6 +35,8 @@ export LLMREL_LOG_FORMAT="${LLMREL_LOG_FORMAT:-console}"
 # Drift detectors judge a stream after 60 calls here instead of 300, so the degradation this demo
 # switches on shows in its first report (see scripts/demo-rules.yaml).
 export LLMREL_RULES_FILE="${LLMREL_RULES_FILE:-$PWD/scripts/demo-rules.yaml}"
+# The demo's read-only ClickHouse user, for Grafana on the light profile (a demo-only password).
+export LLMREL_READER_PASSWORD="${LLMREL_READER_PASSWORD:-llmrel-demo}"
 # In a session of its own (where setsid exists), so Ctrl-C reaches the demo apps first and llmrel still
 # receives the spans they flush on the way out; the trap then stops it.
 detach=()
