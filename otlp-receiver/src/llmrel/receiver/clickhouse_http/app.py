@@ -147,17 +147,16 @@ async def _handle(interface: Interface, request: Request) -> Response:
                 if request.method == "GET" and user.role == policy.ADMIN:
                     engine_settings.setdefault("readonly", "2")
                 fmt = output_format(sql, default_format)
-                nodes = await asyncio.to_thread(interface.engine.parse, sql, statement_args, database)
-                policy.check(user.role, nodes, interface.database)
-                readonly = user.role != policy.ADMIN
                 if fmt == "Native" and native.HELLO.match(sql):
                     engine = interface.engine
                     result = Result(native.hello_block(engine.display_name, engine.version, engine.timezone,
                                                        _int(params.get("client_protocol_version"))))
                 else:
+                    role = user.role
                     result = await asyncio.to_thread(
                         interface.engine.run, sql, default_format, database=database, settings=engine_settings,
-                        params=statement_args, readonly=readonly)
+                        params=statement_args, readonly=role != policy.ADMIN,
+                        check=lambda nodes: policy.check(role, nodes, interface.database))
     return _respond(interface, request, result, fmt, query_id, transport)
 
 

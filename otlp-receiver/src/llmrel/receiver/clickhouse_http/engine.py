@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,29 +68,24 @@ class Engine:
             raise ClickHouseError(202, f"Too many simultaneous queries. Maximum: {self._max}")
         return _Slot(self._slots)
 
-    def parse(self, sql: str, params: Mapping[str, str], database: str) -> list[Node]:
-        """The engine's parse of `sql` (`EXPLAIN AST`), for the access policy."""
-        conn = self._connect()
-        try:
-            conn.query(f"USE {quote_identifier(database)}")
-            text = conn.query(f"EXPLAIN AST {sql}", "TSVRaw", params=dict(params)).bytes().decode()
-        except Exception as exc:
-            raise from_engine(exc) from None
-        finally:
-            conn.close()
-        return parse_ast(text)
-
     def run(self, sql: str, fmt: str, *, database: str, settings: Mapping[str, str], params: Mapping[str, str],
-            readonly: bool) -> Result:
-        """Run one statement with `settings`, then (for readers and writers) `readonly=1`."""
+            readonly: bool, check: Callable[[list[Node]], None] | None = None) -> Result:
+        """Run one statement with `settings`, then (for readers and writers) `readonly=1`.
+
+        With `check`, the engine's parse of the statement (`EXPLAIN AST`) is passed to it first; it
+        raises to refuse the statement.
+        """
         started = time.perf_counter_ns()
         conn = self._connect()
         try:
             conn.query(f"USE {quote_identifier(database)}")
-            for name, value in settings.items():
-                conn.query(f"SET {quote_identifier(name)} = {quote_string(value)}")
+            if check is not None:
+                check(parse_ast(conn.query(f"EXPLAIN AST {sql}", "TSVRaw", params=dict(params)).bytes().decode()))
+            assignments = [f"{quote_identifier(k)} = {quote_string(v)}" for k, v in settings.items()]
             if readonly:
-                conn.query("SET readonly = 1")
+                assignments.append("readonly = 1")
+            if assignments:
+                conn.query("SET " + ", ".join(assignments))
             result = conn.query(sql, fmt, params=dict(params))
             return Result(result.bytes() or b"", result.rows_read(), result.bytes_read(), result.rows_written(),
                           result.bytes_written(), time.perf_counter_ns() - started)

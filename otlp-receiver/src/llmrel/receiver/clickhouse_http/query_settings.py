@@ -50,6 +50,7 @@ class Limits:
     max_memory_usage: int
     max_result_rows: int
     max_result_bytes: int
+    os_thread_priority: int = 10  # query threads yield the CPU to ingest (nice); not settable by clients
 
     def as_settings(self) -> dict[str, str]:
         return {k: str(v) for k, v in vars(self).items()}
