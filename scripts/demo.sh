@@ -67,6 +67,8 @@ if [[ -z "$ready" ]]; then
   exit 1
 fi
 echo "llmrel is running (pid $SERVE_PID): OTLP gRPC :$GRPC_PORT, OTLP/HTTP + API :$HTTP_PORT (log: llmrel-data/serve.log)"
+echo "ClickHouse HTTP interface :8123 (user llmrel_reader, password $LLMREL_READER_PASSWORD); Grafana on it:" \
+  "docker compose --profile light up grafana-light"
 echo "Sending demo traffic for about a minute; the simulated provider degrades after ${DEMO_DEGRADE_AFTER:-20} s ..."
 
 .venv/bin/llmrel demo --receiver "http://127.0.0.1:$GRPC_PORT" --calls "${DEMO_CALLS:-400}" \

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+import threading
+import time
 
 import httpx
 import lz4.block
@@ -186,3 +188,30 @@ def test_a_1_gib_body_is_refused_as_it_streams(settings):
 def test_a_query_that_runs_forever_is_stopped_at_the_limit(http):
     response = http.post("/?max_execution_time=1", content="SELECT count() FROM system.numbers", auth=READER)
     assert _code(response) == 159  # TIMEOUT_EXCEEDED
+
+
+def test_queries_over_the_concurrency_cap_are_refused_not_queued(settings):
+    receiver = Receiver(type(settings).model_validate({**settings.model_dump(), "reader_password": READER_PASSWORD,
+                                                       "clickhouse_http_max_concurrent": 1,
+                                                       "analyzers_enabled": False}))
+    receiver.start()
+    url = f"http://127.0.0.1:{receiver.clickhouse_http_port}/"
+    answers: list[httpx.Response] = []
+    seen: list[int] = []
+    try:
+        slow = threading.Thread(target=lambda: answers.append(
+            httpx.post(url, content="SELECT sleep(2)", auth=READER, timeout=60)))
+        slow.start()
+        with httpx.Client(timeout=30) as client:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # until the slow query holds the only slot
+                refused = client.post(url, content="SELECT 1", auth=READER)
+                seen.append(refused.status_code)
+                if "X-ClickHouse-Exception-Code" in refused.headers or not slow.is_alive():
+                    break
+        slow.join()
+    finally:
+        receiver.stop(grace_s=2)
+    assert "X-ClickHouse-Exception-Code" in refused.headers, (seen, refused.text)
+    assert _code(refused) == 202 and "(TOO_MANY_SIMULTANEOUS_QUERIES)" in refused.text
+    assert answers[0].status_code == 200
