@@ -76,6 +76,13 @@ def http_encode(data: bytes, encoding: str) -> bytes:
     return lz4.frame.compress(data)
 
 
+def checksum(block: bytes) -> bytes:
+    """ClickHouse's block checksum: CityHash128 v1.0.2 as two little-endian UInt64 halves (the package's
+    integer carries them high half first)."""
+    value = CityHash128(block)
+    return (value >> 64).to_bytes(8, "little") + (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little")
+
+
 def compress_blocks(data: bytes, block_size: int = 1 << 20) -> bytes:
     """`data` as ClickHouse LZ4 compressed blocks."""
     out = []
@@ -83,7 +90,7 @@ def compress_blocks(data: bytes, block_size: int = 1 << 20) -> bytes:
         chunk = data[start:start + block_size]
         payload = lz4.block.compress(chunk, store_size=False)
         body = _HEADER.pack(_LZ4, len(payload) + 9, len(chunk)) + payload
-        out.append(CityHash128(body).to_bytes(16, "little") + body)
+        out.append(checksum(body) + body)
     return b"".join(out)
 
 
@@ -103,7 +110,7 @@ class BlockDecoder:
             if len(self._buffer) < 16 + size:
                 break
             body = bytes(self._buffer[16:16 + size])
-            if CityHash128(body).to_bytes(16, "little") != bytes(self._buffer[:16]):
+            if checksum(body) != bytes(self._buffer[:16]):
                 raise ClickHouseError(40, "Checksum doesn't match: corrupted data in a compressed block")
             del self._buffer[:16 + size]
             out.append(_decompress_block(method, body[9:], raw_size))
