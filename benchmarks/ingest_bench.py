@@ -187,7 +187,8 @@ def measure_llmrel(requests: list[bytes], args: argparse.Namespace) -> dict:
     data = Path(tempfile.mkdtemp(prefix="llmrel-bench-"))
     grpc_port, http_port = free_port(), free_port()
     env = {**os.environ, "LLMREL_CLICKHOUSE_URL": f"chdb://{data}", "LLMREL_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
-           "LLMREL_HTTP_ENDPOINT": f"127.0.0.1:{http_port}", "LLMREL_LOG_LEVEL": "warning"}
+           "LLMREL_HTTP_ENDPOINT": f"127.0.0.1:{http_port}", "LLMREL_LOG_LEVEL": "warning",
+           "LLMREL_CLICKHOUSE_HTTP_ENDPOINT": "127.0.0.1:0"}
     proc = subprocess.Popen([str(Path(sys.executable).with_name("llmrel")), "serve"], env=env)
     try:
         for _ in range(240):

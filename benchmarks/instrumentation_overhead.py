@@ -102,6 +102,7 @@ def start_simulator(port: int) -> subprocess.Popen[bytes]:
 
 def start_receiver(store: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMREL_", "TRACELOOP_"))}
+    env["LLMREL_CLICKHOUSE_HTTP_ENDPOINT"] = "127.0.0.1:0"
     return subprocess.Popen([str(BIN / "llmrel"), "serve", "--clickhouse-url", f"chdb://{store}?database=bench",
                              "--grpc-endpoint", f"127.0.0.1:{port}", "--http-endpoint", f"127.0.0.1:{free_port()}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -35,6 +35,8 @@ export LLMREL_LOG_FORMAT="${LLMREL_LOG_FORMAT:-console}"
 # Drift detectors judge a stream after 60 calls here instead of 300, so the degradation this demo
 # switches on shows in its first report (see scripts/demo-rules.yaml).
 export LLMREL_RULES_FILE="${LLMREL_RULES_FILE:-$PWD/scripts/demo-rules.yaml}"
+# The demo's read-only ClickHouse user, for Grafana on the light profile (a demo-only password).
+export LLMREL_READER_PASSWORD="${LLMREL_READER_PASSWORD:-llmrel-demo}"
 # In a session of its own (where setsid exists), so Ctrl-C reaches the demo apps first and llmrel still
 # receives the spans they flush on the way out; the trap then stops it.
 detach=()
@@ -65,6 +67,8 @@ if [[ -z "$ready" ]]; then
   exit 1
 fi
 echo "llmrel is running (pid $SERVE_PID): OTLP gRPC :$GRPC_PORT, OTLP/HTTP + API :$HTTP_PORT (log: llmrel-data/serve.log)"
+echo "ClickHouse HTTP interface :8123 (user llmrel_reader, password $LLMREL_READER_PASSWORD); Grafana on it:" \
+  "docker compose --profile light up grafana-light"
 echo "Sending demo traffic for about a minute; the simulated provider degrades after ${DEMO_DEGRADE_AFTER:-20} s ..."
 
 .venv/bin/llmrel demo --receiver "http://127.0.0.1:$GRPC_PORT" --calls "${DEMO_CALLS:-400}" \

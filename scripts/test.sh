@@ -8,6 +8,7 @@ if [ -x scripts/build-collector.sh ]; then
   LLMREL_OTELCOL="$(./scripts/build-collector.sh | tail -n 1)"
   export LLMREL_OTELCOL
 fi
+./scripts/build-chgo.sh >/dev/null  # the clickhouse-go client of tests/clickhouse_http, cached
 # npm and Maven packages of the Node.js and Java capture tests (tests/polyglot/), cached.
 ./scripts/polyglot-deps.sh node >/dev/null
 ./scripts/polyglot-deps.sh java >/dev/null

@@ -30,9 +30,9 @@ def settings(chdb_dir: Path) -> Settings:
     """
     db = f"t_{uuid.uuid4().hex[:12]}"
     return load_settings(clickhouse_url=f"chdb://{chdb_dir}?database={db}",
-                         grpc_endpoint="127.0.0.1:0", http_endpoint="127.0.0.1:0", log_format="console",
-                         traces_ttl_days=0, calls_ttl_days=0, findings_ttl_days=0, ingest_workers=0,
-                         max_queue_delay_ms=0)
+                         grpc_endpoint="127.0.0.1:0", http_endpoint="127.0.0.1:0",
+                         clickhouse_http_endpoint="127.0.0.1:0", log_format="console", traces_ttl_days=0,
+                         calls_ttl_days=0, findings_ttl_days=0, ingest_workers=0, max_queue_delay_ms=0)
 
 
 @pytest.fixture

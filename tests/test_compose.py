@@ -50,7 +50,8 @@ def _port(endpoint: str) -> str:
 
 
 def test_stack_has_its_services_and_named_volumes():
-    assert set(SERVICES) == {"clickhouse", "llmrel", "collector", "grafana"}
+    assert set(SERVICES) == {"clickhouse", "llmrel", "collector", "grafana", "grafana-light"}
+    assert SERVICES["grafana-light"]["profiles"] == ["light"]  # the full stack stays what `up` starts
     named = {v.split(":")[0] for s in SERVICES.values() for v in s.get("volumes", []) if not v.startswith(".")}
     assert named == set(COMPOSE["volumes"])
 
@@ -182,3 +183,13 @@ def test_the_image_listens_everywhere_so_it_needs_a_token():
     environment = _environment("llmrel", {"CLICKHOUSE_PASSWORD": "pw", "LLMREL_AUTH_TOKEN": "token"})
     composed = Settings(**{k.removeprefix("LLMREL_").lower(): v for k, v in environment.items()})
     assert composed.unauthenticated_exposure(composed.grpc_endpoint, composed.http_endpoint) is None
+
+
+def test_light_grafana_reads_the_clickhouse_interface_as_the_reader():
+    env = _environment("grafana-light", {"LLMREL_READER_PASSWORD": "pw"})
+    default = Settings().clickhouse_http_endpoint
+    assert (env["LLMREL_CH_HOST"], env["LLMREL_CH_PORT"]) == tuple(default.rsplit(":", 1))
+    assert (env["LLMREL_CH_PROTOCOL"], env["LLMREL_CH_USER"], env["LLMREL_CH_PASSWORD"]) == ("http", "llmrel_reader",
+                                                                                           "pw")
+    assert _bind_mounts("grafana-light") == _bind_mounts("grafana")
+    assert set(_environment("grafana")) == set(env) - {"GF_SERVER_HTTP_ADDR"}

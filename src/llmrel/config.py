@@ -76,6 +76,24 @@ class Settings(BaseSettings):
                                              "attributes, events and links); ingest workers are held by the OS "
                                              "to their start size plus twice this")
 
+    # ClickHouse HTTP interface over the embedded store (llmrel.receiver.clickhouse_http)
+    clickhouse_http_endpoint: str | None = Field(
+        default="127.0.0.1:8123", description="host:port of ClickHouse's HTTP interface over the embedded store; "
+                                              "empty = off (always off on a ClickHouse server)")
+    reader_password: SecretStr | None = Field(default=None, description="Password of llmrel_reader (dashboards); "
+                                                                        "unset = user disabled")
+    writer_password: SecretStr | None = Field(default=None, description="Password of llmrel_writer (inserts into "
+                                                                        "otel_traces); unset = user disabled")
+    clickhouse_http_admin_secret_file: Path | None = Field(
+        default=None, description="File holding llmrel_admin's password; default: created (0600) in the store")
+    clickhouse_http_max_concurrent: int = Field(default=16, ge=1, le=256,
+                                                description="Queries at once; more get TOO_MANY_SIMULTANEOUS_QUERIES")
+    clickhouse_http_max_execution_time_s: int = Field(default=60, ge=1)
+    clickhouse_http_max_memory_mib: int = Field(default=2048, ge=16)
+    clickhouse_http_max_result_rows: int = Field(default=10_000_000, ge=1)
+    clickhouse_http_max_result_mib: int = Field(default=1024, ge=1)
+    clickhouse_http_max_body_mib: int = Field(default=256, ge=1, description="Largest insert body (decoded)")
+
     # Cost
     prices_file: Path | None = Field(default=None, description="YAML of custom prices and model aliases")
 
@@ -137,12 +155,24 @@ class Settings(BaseSettings):
             raise ValueError(f"scheme must be chdb, http or https, got {scheme!r}")
         return value
 
+    @field_validator("clickhouse_http_endpoint")
+    @classmethod
+    def _check_optional_endpoint(cls, value: str | None) -> str | None:
+        return cls._check_endpoint(value) if value else None
+
     @field_validator("grpc_endpoint", "http_endpoint")
     @classmethod
     def _check_endpoint(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @field_validator("reader_password", "writer_password")
+    @classmethod
+    def _check_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("is empty: set a password, or unset the variable to disable the user")
         return value
 
     @field_validator("auth_token")

@@ -70,14 +70,31 @@ def _held_by_another_process(path: Path) -> bool:
 
 
 def _in_use_message(path: str) -> str:
-    return (f"the embedded store at {path} is open in another process (a running `llmrel serve`?); "
-            "stop it, or ask it: `llmrel report`, `llmrel findings` use its API")
+    return (f"the embedded store at {path} is open in another process (a running `llmrel serve` without its "
+            "ClickHouse HTTP interface?); stop it, or turn the interface on (LLMREL_CLICKHOUSE_HTTP_ENDPOINT)")
+
+
+def _served_client(settings: Settings, db: str, **kwargs: object) -> Client | None:
+    """A client of the ClickHouse HTTP interface of the `llmrel serve` holding the store (None if it has none)."""
+    from llmrel.served_store import ADMIN_USER, published_endpoint, read_admin_secret
+
+    path = settings.embedded_path
+    endpoint = published_endpoint(path) if path is not None else None
+    secret = read_admin_secret(settings)
+    if endpoint is None or secret is None:
+        return None
+    host, port = endpoint
+    tls = {"secure": True, "ca_cert": str(settings.tls_cert_file)} if settings.tls else {}
+    return clickhouse_connect.get_client(host=host, port=port, username=ADMIN_USER, password=secret, database=db,
+                                         autogenerate_session_id=False, **tls, **kwargs)
 
 
 def connect(settings: Settings, **kwargs: object) -> Client:
     """Open a clickhouse-connect client for `settings.clickhouse_url`.
 
-    The database is created first when it does not exist, so a fresh server works.
+    The database is created first when it does not exist, so a fresh server works. An embedded
+    store that a running `llmrel serve` holds is reached through that serve's ClickHouse HTTP
+    interface (as `llmrel_admin`); `StoreInUseError` when it has none.
     """
     url = settings.clickhouse_url
     db = database_name(url)
@@ -88,7 +105,10 @@ def connect(settings: Settings, **kwargs: object) -> Client:
         Path(path).mkdir(parents=True, exist_ok=True)
         # Checked first: the engine would print its own `Code: 76 ... Cannot lock file` to stderr.
         if path not in _OPENED_HERE and _held_by_another_process(Path(path)):
-            raise StoreInUseError(_in_use_message(path))
+            served = _served_client(settings, db, **kwargs)
+            if served is None:
+                raise StoreInUseError(_in_use_message(path))
+            return served
         try:
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}", **kwargs)
         except ProgrammingError as exc:

@@ -26,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "collector-config"
 LLMREL_BIN = Path(sys.executable).with_name("llmrel")
 AUTH_TOKEN = "collector-test-token"
+WRITER_PASSWORD = "collector-writer-password"
 _OWN_ENV_PREFIXES = ("LLMREL_", "OTELCOL_", "TAIL_SAMPLING_", "CLICKHOUSE_", "OTEL_")
 _METRIC_LINE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -133,6 +134,7 @@ class LlmrelServer(_Process):
         self.store_url = f"chdb://{work_dir / 'llmrel-store'}"
         self.grpc_port = free_port()
         self.http_port = free_port()
+        self.clickhouse_http_port = free_port()
         self.auth_token = auth_token
 
     @property
@@ -142,7 +144,8 @@ class LlmrelServer(_Process):
     def start(self) -> LlmrelServer:
         env = clean_env(LLMREL_CLICKHOUSE_URL=self.store_url, LLMREL_GRPC_ENDPOINT=self.grpc_endpoint,
                         LLMREL_HTTP_ENDPOINT=f"127.0.0.1:{self.http_port}", LLMREL_AUTH_TOKEN=self.auth_token,
-                        LLMREL_LOG_FORMAT="console")
+                        LLMREL_CLICKHOUSE_HTTP_ENDPOINT=f"127.0.0.1:{self.clickhouse_http_port}",
+                        LLMREL_WRITER_PASSWORD=WRITER_PASSWORD, LLMREL_LOG_FORMAT="console")
         self._spawn([str(LLMREL_BIN), "serve"], env)
         wait_until(self._ready, "llmrel serve to be ready", log=self.log_path)
         return self

@@ -44,7 +44,8 @@ def llmrel_serve(store_dir: Path, timeout_s: float = 60, env: dict[str, str] | N
     process = subprocess.Popen(
         [str(LLMREL), "serve", "--clickhouse-url", url, "--grpc-endpoint", "127.0.0.1:0",
          "--http-endpoint", "127.0.0.1:0", "--log-format", "console"],
-        env=clean_env(env or {}), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        env=clean_env({"LLMREL_CLICKHOUSE_HTTP_ENDPOINT": "127.0.0.1:0", **(env or {})}),
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     serve = Serve(url, process)
     ready = threading.Event()
 

@@ -1,4 +1,5 @@
-"""The CLI while `llmrel serve` owns the embedded store: reads go through its API, writers get a clear error."""
+"""The CLI while `llmrel serve` owns the embedded store: reads go through its API, writers through its
+ClickHouse HTTP interface (a clear error when that is off)."""
 
 from __future__ import annotations
 
@@ -44,11 +45,18 @@ def test_report_and_findings_use_the_running_server(tmp_path):
         assert {r["service"] for r in rows} == {"support-bot"}
         assert any(r["severity"] in ("error", "critical", "warning") for r in rows)
 
-        for command in (["migrate"], ["reprice", "--since", "1h"]):
+        for command in (["migrate"], ["reprice", "--since", "1h"]):  # writers go through the ClickHouse interface
             done = cli(*command, env=env)
-            assert done.returncode == 1
-            assert "open in another process" in " ".join(done.stderr.split())
+            assert done.returncode == 0, done.stderr
             assert "Code: 76" not in done.stderr + done.stdout  # the engine's own lock message stays out
+
+
+def test_without_the_clickhouse_interface_writers_get_a_clear_error(tmp_path):
+    with llmrel_serve(tmp_path / "store", env={"LLMREL_CLICKHOUSE_HTTP_ENDPOINT": ""}) as serve:
+        done = cli("migrate", env={"LLMREL_CLICKHOUSE_URL": serve.url})
+        assert done.returncode == 1
+        assert "open in another process" in " ".join(done.stderr.split())
+        assert "Code: 76" not in done.stderr + done.stdout
 
 
 def test_serve_refuses_invalid_configuration_listing_every_problem(tmp_path):

@@ -60,8 +60,9 @@ def serve(
     signals: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: signals.append(signum))
+    clickhouse_http = f", ClickHouse HTTP :{receiver.clickhouse_http_port}" if receiver.clickhouse_http_port else ""
     err_console.print(f"llmrel listening (pid {os.getpid()}): OTLP/gRPC :{receiver.grpc_port}, "
-                      f"OTLP/HTTP + API :{receiver.http_port}", soft_wrap=True)
+                      f"OTLP/HTTP + API :{receiver.http_port}{clickhouse_http}", soft_wrap=True)
     while not signals:
         time.sleep(_SIGNAL_POLL_S)
     err_console.print("llmrel stopping: finishing in-flight exports and commits")

@@ -31,17 +31,15 @@ from clickhouse_connect.driver.client import Client
 from llmrel.analyzers.callfields import shard_of
 from llmrel.analyzers.runtime import Analyzer
 from llmrel.analyzers.sink import Watermark, write_findings
-from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
+from llmrel.model import LLM_CALL_COLUMNS, LlmCall, SpanRecord
 from llmrel.seams import CallPricer, Normalizer
+from llmrel.span_rows import SELECT_SPANS as _SELECT_SPANS
+from llmrel.span_rows import row_to_span
 from llmrel_core.spans import MARKER_KEYS
 
 log = structlog.get_logger(__name__)
 
 
-_SELECT_SPANS = ", ".join(
-    {"Timestamp": "toUnixTimestamp64Nano(Timestamp)",
-     "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"}.get(c, f"`{c}`")
-    for c in SPAN_COLUMNS)
 # Stored spans that may be LLM calls (the normalizer decides; used by the late-data rescan): the keys are
 # the classification's own.
 _LLM_SPAN_FILTER = "(" + " OR ".join(f"mapContains(SpanAttributes, '{key}')" for key in MARKER_KEYS) + ")"
@@ -92,18 +90,6 @@ def default_pricer(settings: Any) -> CallPricer | None:
     except ImportError:
         return None
     return Pricer.from_settings(settings).price
-
-
-def row_to_span(row: Sequence[Any]) -> SpanRecord:
-    """An `otel_traces` row selected with `_SELECT_SPANS` (column order = `SPAN_COLUMNS`)."""
-    values = list(row)
-    values[0] = int(values[0])
-    values[15] = [int(t) for t in values[15]]
-    for i in (8, 11):
-        values[i] = dict(values[i])
-    for i in (17, 21):
-        values[i] = [dict(m) for m in values[i]]
-    return SpanRecord(*values)
 
 
 class Tailer:

@@ -161,6 +161,26 @@ class Ingestor:
             oldest = next(iter(self._under_way.values()), None)
         return 0.0 if oldest is None else time.monotonic() - oldest
 
+    def store(self, rows: Prepared) -> IngestResult:
+        """Commit rows prepared by another route (inserts over the ClickHouse HTTP interface) and wait."""
+        self._limiter.acquire(rows.held_bytes)
+        self._metrics.spans_received.inc(rows.span_count + rows.rejected)
+        future: Future[None] | None = None
+        try:
+            if rows.span_count:
+                future = self._writer.submit(rows)
+                failed = self._await_commit(future)
+                if failed is not None:
+                    return failed
+        except WriterClosed:
+            return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
+        finally:
+            if future is None or future.done():
+                self.release(rows.held_bytes)
+            else:
+                future.add_done_callback(lambda _: self.release(rows.held_bytes))
+        return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected, message=rows.message)
+
     def _await_commit(self, future: Future[None]) -> IngestResult | None:
         """None once committed; otherwise the retryable outcome. A commit that has not started by
         the deadline is cancelled, so a request answered "retry" is never stored as well."""

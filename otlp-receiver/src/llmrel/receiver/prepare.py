@@ -145,8 +145,14 @@ class Preparer:
         if out_of_memory:
             raise RequestTooLarge("the request takes more memory to decode than one request may; "
                                   "send fewer spans, attributes, events or links per request")
-        rejections = decoded.rejections
-        spans = self._apply_content_policy(decoded.spans, rejections)
+        return self._prepared(decoded.spans, decoded.rejections)
+
+    def prepare_spans(self, spans: list[SpanRecord]) -> Prepared:
+        """Prepare spans another protocol delivered as `otel_traces` rows (the ClickHouse HTTP interface)."""
+        return self._prepared(spans, Rejections())
+
+    def _prepared(self, spans: list[SpanRecord], rejections: Rejections) -> Prepared:
+        spans = self._apply_content_policy(spans, rejections)
         blocks, calls, failures = [], [], 0
         for days, block_spans in split_by_day(spans, _start, self._day_of, self._max_partitions):
             block, block_calls, block_failures = self._encode_block(days, block_spans, rejections)

@@ -138,6 +138,7 @@ class Receiver:
         self._client_factory = client_factory or (lambda: connect(settings))
         self.grpc_port = 0
         self.http_port = 0
+        self.clickhouse_http_port = 0
         self._ready = False
 
     def start(self) -> Receiver:
@@ -155,6 +156,8 @@ class Receiver:
             servicer.close()
         if (http := getattr(self, "_uvicorn", None)) is not None:
             http.should_exit = True
+        if (clickhouse_http := getattr(self, "_clickhouse_http", None)) is not None:
+            clickhouse_http.stop(0)
         for part in ("_pool", "_writer", "_analyzers", "_actions", "_intel", "_health"):
             if (component := getattr(self, part, None)) is not None:
                 component.close()
@@ -242,10 +245,24 @@ class Receiver:
         self._grpc.start()
         self._http_thread.start()
         self.http_port = self._wait_for_http()
+        self._clickhouse_http = self._start_clickhouse_http(config)
         self._ready = True
         log.info("receiver_started", grpc_port=self.grpc_port, http_port=self.http_port,
+                 clickhouse_http_port=self.clickhouse_http_port,
                  store="embedded" if s.is_embedded else "server", tls=s.tls, auth=token is not None)
         return self
+
+    def _start_clickhouse_http(self, config: PrepareConfig) -> Any | None:
+        """ClickHouse's HTTP interface over the embedded store; its `otel_traces` inserts join this pipeline."""
+        s = self.settings
+        if not s.clickhouse_http_endpoint or not s.is_embedded:
+            return None
+        from llmrel.receiver.clickhouse_http.listener import ClickHouseHttpListener, span_sink
+
+        listener = ClickHouseHttpListener(s, span_sink(Preparer(config).prepare_spans, self._ingestor.store),
+                                          self._health.problem)
+        self.clickhouse_http_port = listener.start()
+        return listener
 
     def _not_ready(self) -> str | None:
         if not self._ready:
@@ -266,6 +283,8 @@ class Receiver:
             return
         self._ready = False
         self._uvicorn.should_exit = True
+        if self._clickhouse_http is not None:
+            self._clickhouse_http.stop(grace_s)
         self._grpc.stop(grace_s).wait(grace_s + 1)
         self._servicer.close()
         self._http_thread.join(grace_s + 1)
