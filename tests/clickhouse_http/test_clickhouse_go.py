@@ -20,7 +20,7 @@ import pytest
 
 from llmrel.actions.store import write_transitions
 from llmrel.analyzers.findings import FINDING_COLUMNS
-from llmrel.grafana.macros import expand_macros
+from tests.grafana.macros import expand_macros
 from llmrel.grafana.provisioning import build_bundle
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS
 from llmrel.store import database_name
