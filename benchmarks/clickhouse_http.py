@@ -23,16 +23,16 @@ from pathlib import Path
 import clickhouse_connect
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 RESULTS = ROOT / "benchmarks" / "results" / "clickhouse_http.json"
 
 from otlp_load import build_request, run_load  # noqa: E402
 
+from llmrel.app import build_receiver  # noqa: E402
 from llmrel.config import load_settings  # noqa: E402
-from llmrel.grafana.macros import ALL, expand_macros  # noqa: E402
 from llmrel.grafana.provisioning import build_bundle  # noqa: E402
-from llmrel.receiver.server import Receiver  # noqa: E402
 from llmrel.store import connect  # noqa: E402
+from tests.grafana.macros import ALL, expand_macros  # noqa: E402
 
 READER_PASSWORD = "bench-reader"
 VARIABLES = {"environment": ALL, "service": ALL, "model": ALL, "feature": ALL, "tenant": ALL,
@@ -97,7 +97,7 @@ def main() -> None:
                              http_endpoint="127.0.0.1:0", clickhouse_http_endpoint="127.0.0.1:0",
                              reader_password=READER_PASSWORD, log_level="warning", analyzers_enabled=False,
                              breakers_enabled=False, calls_ttl_days=0, traces_ttl_days=0)
-    receiver = Receiver(settings).start()
+    receiver = build_receiver(settings).start()
     try:
         direct = connect(settings)
         started = time.perf_counter()

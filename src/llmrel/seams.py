@@ -6,7 +6,8 @@ object with the right shape fits, so a stage never imports the stage on the othe
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from llmrel.model import LlmCall, SpanRecord
 
@@ -27,3 +28,26 @@ class CommitHook(Protocol):
     """Called with the calls of each batch once it is committed (durable), off the acknowledgement path."""
 
     def __call__(self, calls: list[LlmCall], /) -> None: ...
+
+
+class ServeExtension(Protocol):
+    """A part of `llmrel serve` beside ingest (the analyzers, the action layer, the intelligence layer).
+
+    `on_commit` sees every committed batch, in commit order, on one thread off the acknowledgement path;
+    `routers` adds API routes behind the server's authentication; the part runs between `start` and
+    `close`, which comes after the last `on_commit`.
+    """
+
+    def on_commit(self, calls: list[LlmCall], /) -> None: ...
+
+    def routers(self, auth: Callable[[Any], bool], /) -> Sequence[Any]: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ServeExtensionFactory(Protocol):
+    """Builds the `ServeExtension` from the server's settings, store connections and metrics registry."""
+
+    def __call__(self, settings: Any, client_factory: Callable[[], Any], registry: Any, /) -> ServeExtension: ...

@@ -8,6 +8,7 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from llmrel.app import build_receiver
 from llmrel.config import Settings
 from llmrel.receiver.server import Receiver
 from llmrel.served_store import read_admin_secret
@@ -20,8 +21,9 @@ WRITER_PASSWORD = "writer-pw-for-tests"
 def served(settings: Settings, store: Client) -> Iterator[Receiver]:
     """A running receiver with reader and writer users enabled (analyzers on), stopped before `store` drops
     the test's database."""
-    receiver = Receiver(type(settings).model_validate({**settings.model_dump(), "reader_password": READER_PASSWORD,
-                                                       "writer_password": WRITER_PASSWORD}))
+    receiver = build_receiver(type(settings).model_validate({
+        **settings.model_dump(), "reader_password": READER_PASSWORD,
+        "writer_password": WRITER_PASSWORD}))
     receiver.start()
     yield receiver
     receiver.stop(grace_s=2)

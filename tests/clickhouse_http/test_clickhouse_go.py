@@ -20,7 +20,6 @@ import pytest
 
 from llmrel.actions.store import write_transitions
 from llmrel.analyzers.findings import FINDING_COLUMNS
-from tests.grafana.macros import expand_macros
 from llmrel.grafana.provisioning import build_bundle
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS
 from llmrel.store import database_name
@@ -35,6 +34,7 @@ from tests.grafana.conftest import (
     seeded_findings,
     trace_spans,
 )
+from tests.grafana.macros import expand_macros
 from tests.grafana.test_dashboard_queries import ALL_VALUES, SPECIFIC
 
 REPO = Path(__file__).resolve().parents[2]

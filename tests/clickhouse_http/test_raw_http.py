@@ -14,7 +14,7 @@ import pytest
 from backports import zstd
 from clickhouse_cityhash.cityhash import CityHash128
 
-from llmrel.receiver.server import Receiver
+from llmrel.app import build_receiver
 from llmrel.served_store import read_admin_secret
 from tests.clickhouse_http.conftest import READER_PASSWORD, WRITER_PASSWORD
 
@@ -170,8 +170,9 @@ def test_truncated_native_insert_stores_nothing(http):
 
 def test_a_1_gib_body_is_refused_as_it_streams(settings):
     """A 1 GiB body is refused once past the insert limit (413), never buffered whole in memory."""
-    receiver = Receiver(type(settings).model_validate({**settings.model_dump(), "writer_password": WRITER_PASSWORD,
-                                                       "clickhouse_http_max_body_mib": 4, "analyzers_enabled": False}))
+    receiver = build_receiver(type(settings).model_validate({
+        **settings.model_dump(), "writer_password": WRITER_PASSWORD,
+        "clickhouse_http_max_body_mib": 4, "analyzers_enabled": False}))
     receiver.start()
     sent = 0
 
@@ -198,9 +199,10 @@ def test_a_query_that_runs_forever_is_stopped_at_the_limit(http):
 
 
 def test_queries_over_the_concurrency_cap_are_refused_not_queued(settings):
-    receiver = Receiver(type(settings).model_validate({**settings.model_dump(), "reader_password": READER_PASSWORD,
-                                                       "clickhouse_http_max_concurrent": 1,
-                                                       "analyzers_enabled": False}))
+    receiver = build_receiver(type(settings).model_validate({
+        **settings.model_dump(), "reader_password": READER_PASSWORD,
+        "clickhouse_http_max_concurrent": 1,
+        "analyzers_enabled": False}))
     receiver.start()
     url = f"http://127.0.0.1:{receiver.clickhouse_http_port}/"
     answers: list[httpx.Response] = []

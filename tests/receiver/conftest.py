@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
+from llmrel.app import build_receiver
 from llmrel.config import Settings
 from llmrel.receiver.server import Receiver
 from llmrel.store import connect
@@ -17,7 +18,7 @@ def make_receiver(settings: Settings) -> Iterator[Callable[..., Receiver]]:
     started: list[Receiver] = []
 
     def make(client_factory: Callable[[], object] | None = None, **overrides: object) -> Receiver:
-        receiver = Receiver(type(settings).model_validate({**settings.model_dump(), **overrides}),
+        receiver = build_receiver(type(settings).model_validate({**settings.model_dump(), **overrides}),
                             client_factory=client_factory)
         started.append(receiver.start())
         return receiver

@@ -41,14 +41,14 @@ def serve(
     log_format: Annotated[str | None, typer.Option(help="json | console [env LLMREL_LOG_FORMAT]")] = None,
 ) -> None:
     """Receive OTLP traces, store them in ClickHouse and analyze LLM calls as they arrive."""
+    from llmrel.app import build_receiver
     from llmrel.logging import configure_logging
-    from llmrel.receiver.server import Receiver
 
     settings = settings_or_exit(clickhouse_url=clickhouse_url, grpc_endpoint=grpc_endpoint,
                                 http_endpoint=http_endpoint, log_format=log_format)
     configure_logging(settings.log_level, settings.log_format)
     try:
-        receiver = Receiver(settings).start()
+        receiver = build_receiver(settings).start()
     except ConfigError as exc:
         err_console.print(f"[bold red]invalid configuration:[/]\n{exc}")
         raise typer.Exit(2) from None

@@ -31,7 +31,7 @@ from clickhouse_connect.driver.client import Client
 from llmrel.analyzers.callfields import shard_of
 from llmrel.analyzers.runtime import Analyzer
 from llmrel.analyzers.sink import Watermark, write_findings
-from llmrel.model import LLM_CALL_COLUMNS, LlmCall, SpanRecord
+from llmrel.model import LLM_CALL_COLUMNS, LlmCall
 from llmrel.seams import CallPricer, Normalizer
 from llmrel.span_rows import SELECT_SPANS as _SELECT_SPANS
 from llmrel.span_rows import row_to_span

@@ -1,8 +1,11 @@
-"""`Receiver`: wires settings -> store -> writer -> ingest -> gRPC + HTTP servers -> analyzers -> actions.
+"""`Receiver`: wires settings -> store -> writer -> ingest -> gRPC, HTTP and ClickHouse HTTP servers, and
+hands committed calls to a `ServeExtension` (the analyzers and what acts on their findings, composed by
+`llmrel.app`; the receiver never imports them).
 
-Lifecycle: `start()` migrates the schema and binds both ports; `stop()` drains: the servers stop
+Lifecycle: `start()` migrates the schema and binds the ports; `stop()` drains: the servers stop
 taking requests, in-flight exports finish (up to the grace period), the writer commits what is
-queued, the analyzers checkpoint. Usable as a context manager in tests.
+queued, the extension sees the last commits and closes (the analyzers checkpoint). Usable as a
+context manager in tests.
 """
 
 from __future__ import annotations
@@ -29,23 +32,22 @@ from llmrel.receiver.prepare import PrepareConfig, Preparer
 from llmrel.receiver.storehealth import DiskGuard, StoreHealth
 from llmrel.receiver.workers import PreparePool
 from llmrel.receiver.writer import BatchWriter
+from llmrel.seams import CommitHook, ServeExtension, ServeExtensionFactory
 from llmrel.store import connect, detached_parts, migrate
 
 log = structlog.get_logger(__name__)
 _MIB = 1024 * 1024
 
 
-class AnalyzerWorker:
-    """Runs the in-process analyzers on committed batches, off the ack path.
+class CommitWorker:
+    """Hands committed batches to the extension on one thread, off the ack path.
 
     The queue is bounded: if analysis falls behind, commits wait for it (backpressure)
     instead of growing memory or dropping calls.
     """
 
-    def __init__(self, on_commit: Callable[[list[LlmCall]], Any], close: Callable[[], Any],
-                 metrics: ReceiverMetrics, max_batches: int = 64) -> None:
+    def __init__(self, on_commit: CommitHook, metrics: ReceiverMetrics, max_batches: int = 64) -> None:
         self._on_commit = on_commit
-        self._close = close
         self._metrics = metrics
         self._queue: queue.Queue[list[LlmCall] | None] = queue.Queue(max_batches)
         self._thread = threading.Thread(target=self._run, name="llmrel-analyzers", daemon=True)
@@ -56,6 +58,7 @@ class AnalyzerWorker:
         self._metrics.analyzer_queue_depth.set(self._queue.qsize())
 
     def close(self, timeout_s: float = 30.0) -> None:
+        """Let the queued batches through, then stop."""
         self._queue.put(None)
         self._thread.join(timeout_s)
 
@@ -66,10 +69,6 @@ class AnalyzerWorker:
                 self._on_commit(calls)
             except Exception:
                 log.exception("analyzer_failed", calls=len(calls))
-        try:
-            self._close()
-        except Exception:
-            log.exception("analyzer_close_failed")
 
 
 def _column_types(client: Client, table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
@@ -96,44 +95,13 @@ def _store_partitioning(client: Client) -> tuple[str, int]:
     return str(timezone), int(limit)
 
 
-def _load_analyzer(settings: Settings, client: Client) -> Any | None:
-    if not settings.analyzers_enabled:
-        return None
-    try:
-        from llmrel.analyzers.runtime import Analyzer
-    except ImportError:
-        log.warning("analyzers_unavailable")
-        return None
-    return Analyzer.from_settings(settings, client)
-
-
-def _load_actions(settings: Settings, client_factory: Callable[[], Client], metrics: ReceiverMetrics) -> Any | None:
-    """The action layer (breakers, alert webhooks, gate), when installed."""
-    try:
-        from llmrel.actions.runtime import Actions
-    except ImportError:
-        log.warning("actions_unavailable")
-        return None
-    return Actions(settings, client_factory, metrics.registry)
-
-
-def _load_intel(settings: Settings, client_factory: Callable[[], Client]) -> Any | None:
-    """The intelligence layer (explanations, output-content drift), when installed."""
-    if not (settings.explain_findings or settings.content_drift_enabled):
-        return None
-    try:
-        from llmrel.intel.runtime import Intel
-    except ImportError:
-        log.warning("intel_unavailable")
-        return None
-    return Intel(settings, client_factory)
-
-
 class Receiver:
-    """The running llmrel ingest service (gRPC + HTTP + writer + analyzers)."""
+    """The running llmrel ingest service (gRPC + HTTP + ClickHouse HTTP + writer), with its extension."""
 
-    def __init__(self, settings: Settings, *, client_factory: Callable[[], Client] | None = None) -> None:
+    def __init__(self, settings: Settings, *, client_factory: Callable[[], Client] | None = None,
+                 extension: ServeExtensionFactory | None = None) -> None:
         self.settings = settings
+        self._extension_factory = extension
         self.metrics = ReceiverMetrics()
         self._client_factory = client_factory or (lambda: connect(settings))
         self.grpc_port = 0
@@ -158,10 +126,10 @@ class Receiver:
             http.should_exit = True
         if (clickhouse_http := getattr(self, "_clickhouse_http", None)) is not None:
             clickhouse_http.stop(0)
-        for part in ("_pool", "_writer", "_analyzers", "_actions", "_intel", "_health"):
+        for part in ("_pool", "_writer", "_commits", "_extension", "_health"):
             if (component := getattr(self, part, None)) is not None:
                 component.close()
-        for name in ("_write_client", "_read_client", "_analyzer_client"):
+        for name in ("_write_client", "_read_client"):
             if (client := getattr(self, name, None)) is not None:
                 client.close()
 
@@ -180,27 +148,15 @@ class Receiver:
             guard = DiskGuard(s.embedded_path, s.min_free_disk_mib * _MIB, self._client_factory(), self.metrics)
         self._health = StoreHealth(guard)
         self._read_client = self._client_factory()
-        self._analyzer_client = self._client_factory()
-        analyzer = _load_analyzer(s, self._analyzer_client)
         timezone, max_partitions = _store_partitioning(self._write_client)
-        self._actions = _load_actions(s, self._client_factory, self.metrics)
-        self._intel = _load_intel(s, self._client_factory) if analyzer is not None else None
-        on_commit = analyzer.on_commit if analyzer is not None else None
-        if analyzer is not None and (self._actions is not None or self._intel is not None):
-            actions, intel = self._actions, self._intel
-
-            def on_commit(calls: list[LlmCall]) -> None:
-                findings = analyzer.on_commit(calls)
-                if actions is not None:
-                    actions.observe(findings)  # findings declaring a breaker reach it at once
-                if intel is not None:
-                    intel.observe(calls, findings)  # queued: explained and content-checked on its own thread
-
-        self._analyzers = (AnalyzerWorker(on_commit, analyzer.close, self.metrics)
-                           if analyzer is not None and on_commit is not None else None)
+        self._extension: ServeExtension | None = None
+        self._commits: CommitWorker | None = None
+        if self._extension_factory is not None:
+            self._extension = self._extension_factory(s, self._client_factory, self.metrics.registry)
+            self._commits = CommitWorker(self._extension.on_commit, self.metrics)
         self._writer = BatchWriter(
             self._write_client, self.metrics, max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
-            on_commit=self._analyzers.submit if self._analyzers else None, health=self._health,
+            on_commit=self._commits.submit if self._commits else None, health=self._health,
             max_partitions=max_partitions)
         config = PrepareConfig(s.content_policy, s.prices_file,
                                _column_types(self._write_client, "otel_traces", SPAN_COLUMNS),
@@ -229,8 +185,7 @@ class Receiver:
             [build_otlp_router(self._ingestor, self.metrics, auth=auth, max_body_bytes=s.max_recv_mib * _MIB,
                                retry_after_s=s.retry_after_s, recv_timeout_s=s.recv_timeout_s),
              build_api_router(self._read_client, auth),
-             *([self._actions.router(auth)] if self._actions is not None else []),
-             *([self._intel.router(auth)] if self._intel is not None else [])],
+             *(self._extension.routers(auth) if self._extension is not None else [])],
             self.metrics, not_ready=self._not_ready)
         host, _, port = s.http_endpoint.rpartition(":")
         self._uvicorn = uvicorn.Server(uvicorn.Config(
@@ -238,10 +193,8 @@ class Receiver:
             timeout_graceful_shutdown=10, lifespan="off",
             ssl_certfile=s.tls_cert_file, ssl_keyfile=s.tls_key_file))
         self._http_thread = threading.Thread(target=self._uvicorn.run, name="llmrel-http", daemon=True)
-        if self._actions is not None:
-            self._actions.start()
-        if self._intel is not None:
-            self._intel.start()
+        if self._extension is not None:
+            self._extension.start()
         self._grpc.start()
         self._http_thread.start()
         self.http_port = self._wait_for_http()
@@ -291,14 +244,12 @@ class Receiver:
         if self._pool is not None:
             self._pool.close()
         self._writer.close()
-        if self._analyzers is not None:
-            self._analyzers.close()
-        if self._actions is not None:
-            self._actions.close()
-        if self._intel is not None:
-            self._intel.close()
+        if self._commits is not None:
+            self._commits.close()
+        if self._extension is not None:
+            self._extension.close()
         self._health.close()
-        for client in (self._write_client, self._read_client, self._analyzer_client):
+        for client in (self._write_client, self._read_client):
             client.close()
         log.info("receiver_stopped")
 
