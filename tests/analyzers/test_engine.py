@@ -31,7 +31,7 @@ def test_model_swap_finding_names_both_models_and_keys_the_requested_model():
     assert f.attributes["from_models"] == "gpt-4o-2024-08-06" and f.attributes["to_model"] == "gpt-4o-mini-2024-07-18"
     assert "changed from gpt-4o-2024-08-06 to gpt-4o-mini-2024-07-18" in f.message
     assert 3000 <= (f.event_time_ns - T0) // STEP_NS <= 3005
-    assert f.cost_usd > 0 and f.calls >= 5 and f.confidence > 0.99
+    assert f.cost_usd > 0 and f.calls >= 3 and f.confidence > 0.99
 
 
 @pytest.mark.parametrize("shift", SCENARIOS, ids=[s.name for s in SCENARIOS])

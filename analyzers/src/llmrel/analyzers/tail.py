@@ -18,7 +18,6 @@ Window, budget and trace rules see only the calls of the shard's streams.
 
 from __future__ import annotations
 
-import pickle
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -137,8 +136,8 @@ class Tailer:
             rows += self._read_late(self.analyzer.watermark)
             self._last_rescan = time.monotonic()
         calls = self._new_calls(rows)
-        # state() holds live objects: snapshot it serialized (as the checkpoint is) before it changes
-        before = pickle.dumps(self.analyzer.engine.state()) if calls else None
+        # a data-only snapshot of what this batch can change, as the checkpoint stores it
+        before = self.analyzer.engine.snapshot(calls) if calls else None
         try:
             findings = self.analyzer.process(calls)
             write_findings(self.client, findings)
@@ -148,7 +147,7 @@ class Tailer:
                 self.analyzer.checkpoint(mark)
         except Exception:
             if before is not None:  # the retry reads these calls again: they must not count twice
-                self.analyzer.engine.restore(pickle.loads(before))
+                self.analyzer.engine.rollback(before)
             raise
         return PollResult(len(rows), len(calls), len(findings), mark)
 

@@ -96,7 +96,7 @@ def _store_partitioning(client: Client) -> tuple[str, int]:
     return str(timezone), int(limit)
 
 
-def _load_analyzer(settings: Settings, client: Client) -> Any | None:
+def _load_analyzer(settings: Settings, client: Client, metrics: ReceiverMetrics) -> Any | None:
     if not settings.analyzers_enabled:
         return None
     try:
@@ -104,7 +104,7 @@ def _load_analyzer(settings: Settings, client: Client) -> Any | None:
     except ImportError:
         log.warning("analyzers_unavailable")
         return None
-    return Analyzer.from_settings(settings, client)
+    return Analyzer.from_settings(settings, client, registry=metrics.registry)
 
 
 def _load_actions(settings: Settings, client_factory: Callable[[], Client], metrics: ReceiverMetrics) -> Any | None:
@@ -166,7 +166,7 @@ class Receiver:
         self._health = StoreHealth(guard)
         self._read_client = self._client_factory()
         self._analyzer_client = self._client_factory()
-        analyzer = _load_analyzer(s, self._analyzer_client)
+        analyzer = _load_analyzer(s, self._analyzer_client, self.metrics)
         timezone, max_partitions = _store_partitioning(self._write_client)
         self._actions = _load_actions(s, self._client_factory, self.metrics)
         on_commit = analyzer.on_commit if analyzer is not None else None
