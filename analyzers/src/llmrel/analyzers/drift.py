@@ -14,8 +14,8 @@ stopped at `h` has an in-control run length of at least `e^h` (Lorden), so `h = 
 × designs)` keeps each stream-metric under one false alarm per `false_alarm_calls` calls, whatever
 the number of streams. There is no blind warm-up: a stream borrows its parent's baseline as a prior
 (a pseudo-count of `prior_calls`) and tests from its first call; its own samples refine the baseline
-until `warmup` of them are in, then the baseline freezes (a sample joins it only while no
-statistic is rising, so the start of a shift does not leak into the reference).
+with a memory of `warmup` samples (a sample joins it only if no statistic was rising when it came,
+and only 20 samples later, so the start of a shift does not leak into the reference).
 
 Why not `river.drift`: River's detectors (ADWIN, Page-Hinkley, KSWIN) are tests against the
 detector's own recent past, with no likelihood-ratio form for rates, no threshold from a target
@@ -66,8 +66,8 @@ _RATE_DESIGN_POWERS = (1, 2, 3)
 _Z_CLIP = 5.0  # a single sample moves a statistic by at most this many standard deviations
 _MIN_SIGMA = 0.02
 _MIN_WEIGHT = 30  # a stream without a parent's prior (the root) tests from its 30th sample
-_ABSORB_FRACTION = 0.5  # a sample joins the baseline if every statistic is below this share of h ...
-_ABSORB_DELAY = 20  # ... this many samples after it arrived (so the start of a shift stays out of it)
+_ABSORB_FRACTION = 0.5  # a sample arriving while every statistic is below this share of h joins the baseline
+_ABSORB_DELAY = 20  # ... this many samples later (so the start of a shift stays out of it)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class DriftConfig:
 
     Attributes:
         false_alarm_calls: calls per false alarm tolerated on one stream-metric (sets the threshold).
-        warmup: own samples after which a stream's baseline is frozen (it tests from its first call).
+        warmup: memory of a stream's baseline in samples (it tests from its first call nonetheless).
         prior_calls: weight, in calls, of the parent's baseline in a stream's own baseline.
         cooldown: samples after a finding during which the same monitor stays quiet.
         min_effect: smallest relative change of a continuous metric a test is designed for (0.2 = 20%).
@@ -215,6 +215,9 @@ class DriftMonitor:
         """The drift concluded by the last `update`, else `None`."""
         return self._drift
 
+    def needs_prior(self) -> bool:
+        return self.prior_mean is None and self.base_n < _MIN_WEIGHT
+
     def set_prior(self, prior: Prior | None) -> None:
         """Use a parent's baseline until this stream's own baseline outweighs it."""
         if prior is not None:
@@ -223,7 +226,7 @@ class DriftMonitor:
     def baseline(self) -> Prior | None:
         """This monitor's baseline (mean, variance) for use as a child's prior, or `None` before any sample."""
         mean, var, weight = self._baseline()
-        return Prior(mean, var) if weight > 0 else None
+        return Prior(mean, var) if weight >= _MIN_WEIGHT else None
 
     def _baseline(self) -> tuple[float, float, float]:
         """(mean, variance, weight in calls) of own samples blended with the prior."""
@@ -243,6 +246,8 @@ class DriftMonitor:
         y = (log1p(x) if x > 0 else 0.0) if self._log else x
         self.n += 1
         mean, var, weight = self._baseline()
+        # decided before this sample moves the statistics, so the choice does not depend on the sample
+        admissible = self.quiet()
         if weight >= _MIN_WEIGHT:
             if self._log:
                 fired = self._cusum_normal(y, mean, var, weight, ts_ns, cum_cost)
@@ -252,15 +257,13 @@ class DriftMonitor:
             fired = None
         if fired is not None:
             self._conclude(fired, mean, weight, ts_ns, cum_cost)
-        elif self.base_n < self.warmup:
+        elif admissible:
             if weight < _MIN_WEIGHT:
                 self._absorb(y)
-            else:
+            else:  # joins after a delay: a finding before then discards it as part of the shift
                 self.pending.append(y)
                 if len(self.pending) > _ABSORB_DELAY:
-                    oldest = self.pending.pop(0)
-                    if self.quiet():
-                        self._absorb(oldest)
+                    self._absorb(self.pending.pop(0))
         self.last_cost = cum_cost
         return self
 
@@ -269,10 +272,18 @@ class DriftMonitor:
         return max(s[_S] for s in self.stats) < _ABSORB_FRACTION * self.h
 
     def _absorb(self, y: float) -> None:
-        self.base_n += 1
         delta = y - self.base_mean
-        self.base_mean += delta / self.base_n
-        self.base_m2 += delta * (y - self.base_mean)
+        if self.base_n < self.warmup:
+            self.base_n += 1
+            self.base_mean += delta / self.base_n
+            self.base_m2 += delta * (y - self.base_mean)
+            return
+        # past `warmup` samples the baseline keeps learning with that memory (exponential forgetting),
+        # so an unlucky early estimate does not stay wrong forever
+        alpha = 1 / self.warmup
+        self.base_mean += alpha * delta
+        var = self.base_m2 / (self.base_n - 1)
+        self.base_m2 = (1 - alpha) * (var + alpha * delta * delta) * (self.base_n - 1)
 
     def _cusum_normal(self, y: float, mean: float, var: float, weight: float, ts_ns: int,
                       cum_cost: float) -> int | None:
@@ -280,7 +291,9 @@ class DriftMonitor:
         sigma = max(math.sqrt(var * (1 + 1 / weight) * (weight - 1) / (weight - 3)), _MIN_SIGMA)
         step = self.min_effect_log
         z = max(-_Z_CLIP, min(_Z_CLIP, (y - mean) / sigma))
-        allowance = 1 / math.sqrt(weight)  # one standard error of the baseline mean, in sigmas
+        # one standard error of the baseline mean, plus up to one sigma while it leans on a parent's prior
+        # (a sibling's level may differ from the parent's by about that much), in sigmas
+        allowance = 1 / math.sqrt(weight) + (weight - self.base_n) / weight
         fired = None
         for i, design in enumerate(self._designs):
             d = design * step / sigma
@@ -297,12 +310,7 @@ class DriftMonitor:
         p0 = min(p + math.sqrt(p * (1 - p) / (weight + 1)), 0.98)
         fired = None
         for i, ratio in enumerate(self._designs):
-            if ratio > 0:
-                p1 = min(max(p0 * ratio, p0 + self.min_rate_change), 0.995)
-            else:
-                p1 = max(min(p0 / -ratio, p0 - self.min_rate_change), 1e-5)
-                if p1 >= p0:
-                    continue
+            p1 = min(max(p0 * ratio, p0 + self.min_rate_change), 0.995) if ratio > 0 else p0 / -ratio
             llr = log(p1 / p0) if y > 0.5 else log((1 - p1) / (1 - p0))
             stat = self.stats[i]
             self._advance(stat, stat[_S] + llr, y, ts_ns, cum_cost)

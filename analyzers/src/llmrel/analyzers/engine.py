@@ -34,6 +34,7 @@ _EVICT_EVERY_NS = 30 * 1_000_000_000  # event time between sweeps of expired tra
 _STREAM_IDLE_NS = 3 * 86_400 * 1_000_000_000  # a stream silent this long is forgotten
 _MAX_CLOCK_SKEW_NS = 5 * 60 * 1_000_000_000
 _ATTRIBUTION_NS = 3600 * 1_000_000_000
+_PRIOR_CALLS = 30  # a stream younger than this looks for a parent's prior on each call
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,17 @@ class _Plan:
 class Engine:
     """Invariant rules + drift detection over `LlmCall`s. Not thread-safe: one caller at a time."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, lateness_s: float = 600.0) -> None:
         self.ruleset = ruleset
+        self.lateness_ns = int(lateness_s * 1e9)
         self._checks = [(r, compile_check(r.kind, dict(r.params))) for r in ruleset.rules if r.kind in PER_CALL_KINDS]
         self._reset()
 
     def _reset(self) -> None:
         rules = self.ruleset.rules
         self.trace_limits = {r.id: TraceLimit(r) for r in rules if r.kind == "trace_limit"}
-        self.windows = {r.id: WindowRate(r) for r in rules if r.kind == "window_rate"}
-        self.budgets = {r.id: Budget(r) for r in rules if r.kind == "budget"}
+        self.windows = {r.id: WindowRate(r, self.lateness_ns) for r in rules if r.kind == "window_rate"}
+        self.budgets = {r.id: Budget(r, self.lateness_ns) for r in rules if r.kind == "budget"}
         # leaves and pooled parents, least recently used first (each capped at drift.max_streams)
         self.streams: OrderedDict[tuple[str, ...], StreamState] = OrderedDict()
         self.pooled: OrderedDict[tuple[str, ...], StreamState] = OrderedDict()
@@ -69,6 +71,11 @@ class Engine:
         self._evicted_at_ns = 0
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self._window_inputs = frozenset(w.rule.params["of"] for w in self.windows.values())
+
+    @property
+    def late_dropped(self) -> int:
+        """Calls that came after their window or budget period had closed (beyond the lateness bound)."""
+        return sum(w.late_dropped for w in (*self.windows.values(), *self.budgets.values()))
 
     def stream_key(self, call: LlmCall) -> tuple[str, ...]:
         return stream_key(call, self.ruleset.drift.by_feature)
@@ -150,7 +157,12 @@ class Engine:
         service, everything = parent_keys(key)
         root = self._touch(self.pooled, everything, None)
         parent = self._touch(self.pooled, service, root)
-        return [self._touch(self.streams, key, parent), parent, root]
+        leaf = self._touch(self.streams, key, parent)
+        if leaf.calls < _PRIOR_CALLS:
+            if parent.calls < _PRIOR_CALLS:
+                parent.adopt_priors(root)
+            leaf.adopt_priors(parent)
+        return [leaf, parent, root]
 
     def _touch(self, table: OrderedDict[tuple[str, ...], StreamState], key: tuple[str, ...],
                parent: StreamState | None) -> StreamState:

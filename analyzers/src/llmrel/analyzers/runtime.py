@@ -66,7 +66,7 @@ class Analyzer:
         Raises:
             RuleFileError: when the rule files are invalid (a configuration error, reported at start).
         """
-        analyzer = cls(Engine(load_ruleset(settings.rules_file)), client, analyzer_id, **kwargs)
+        analyzer = cls(Engine(load_ruleset(settings.rules_file), settings.lateness_s), client, analyzer_id, **kwargs)
         analyzer.restore()
         return analyzer
 
@@ -98,10 +98,14 @@ class Analyzer:
     def process(self, calls: Sequence[LlmCall], now_ns: int | None = None) -> list[Finding]:
         """Pure analysis (no I/O): the findings for `calls`, each carrying its rule's declared action."""
         with self._lock:
-            evicted = self.engine.streams_evicted
+            evicted, late = self.engine.streams_evicted, self.engine.late_dropped
             findings = self.engine.process(calls, now_ns)
             if self.engine.streams_evicted > evicted:
                 self.metrics.streams_evicted.inc(self.engine.streams_evicted - evicted)
+            if self.engine.late_dropped > late:
+                self.metrics.late_calls_dropped.inc(self.engine.late_dropped - late)
+                log.warning("analyzer_late_calls_dropped", count=self.engine.late_dropped - late,
+                            lateness_s=self.engine.lateness_ns / 1e9)
             self.metrics.streams.set(len(self.engine.streams))
         return attach_actions(findings, self.actions) if self.actions else findings
 
@@ -167,6 +171,9 @@ class AnalyzerMetrics:
             "llmrel_drift_streams_evicted", "Drift streams forgotten because drift.max_streams was reached",
             registry=registry)
         self.streams = Gauge("llmrel_drift_streams", "Drift streams held in memory", registry=registry)
+        self.late_calls_dropped = Counter(
+            "llmrel_analyzer_late_calls_dropped", "Calls too late for a window or budget period (lateness_s), per rule",
+            registry=registry)
         self.late_spans_dropped = Counter(
             "llmrel_analyze_late_spans_dropped", "Spans that reached otel_traces later than the lateness bound",
             registry=registry)

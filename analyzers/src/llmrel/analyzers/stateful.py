@@ -130,10 +130,12 @@ class TraceLimit:
 
 
 class _Windowed:
-    """Tumbling event-time windows per key; a window is dropped one window length after its end."""
+    """Tumbling event-time windows per key; a window stays open for late calls `lateness_ns` (at least one
+    window length) past its end, then is dropped; calls later than that are counted in `late_dropped`."""
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, lateness_ns: int = 0) -> None:
         self.rule = rule
+        self.lateness_ns = lateness_ns
         self._reset()
 
     def _reset(self) -> None:
@@ -148,7 +150,7 @@ class _Windowed:
     def _slot(self, call: LlmCall, newest_ns: int, fresh: list[Any]) -> tuple[tuple[Any, ...], list[Any]] | None:
         size = self.window_ns
         start = call.timestamp_ns - call.timestamp_ns % size
-        if start + 2 * size < newest_ns:
+        if start + size + max(size, self.lateness_ns) < newest_ns:
             self.late_dropped += 1
             return None
         key = (*self._keys(call), start)
@@ -159,7 +161,8 @@ class _Windowed:
 
     def evict(self, newest_ns: int) -> None:
         size = self.window_ns
-        self.windows = {k: s for k, s in self.windows.items() if k[-1] + 2 * size >= newest_ns}
+        keep = size + max(size, self.lateness_ns)
+        self.windows = {k: s for k, s in self.windows.items() if k[-1] + keep >= newest_ns}
 
     _INT_SLOTS: tuple[int, ...] = ()
 

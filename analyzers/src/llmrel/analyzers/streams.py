@@ -43,10 +43,14 @@ class StreamState:
         self.leaf = level_of(key) == "stream"
         self._reset()
         if parent is not None:
-            for name, monitor in self.monitors.items():
-                source = parent.monitors.get(name)
-                if source is not None:
-                    monitor.set_prior(source.baseline())
+            self.adopt_priors(parent)
+
+    def adopt_priors(self, parent: StreamState) -> None:
+        """Monitors still without enough samples of their own take the parent's baseline as prior."""
+        for name, monitor in self.monitors.items():
+            source = parent.monitors.get(name)
+            if source is not None and monitor.needs_prior():
+                monitor.set_prior(source.baseline())
 
     def _reset(self) -> None:
         config = self.config
