@@ -198,6 +198,8 @@ class DriftMonitor:
             falls = self._designs if self.spec.direction == "both" else self._designs[:1]
             self._designs += tuple(-r for r in falls)
         self.h = log(self.false_alarm_calls * len(self._designs))
+        self._shape = tuple((abs(d), 1.0 if d > 0 else -1.0) for d in self._designs)
+        self._top = 0.0
         self.n = 0
         self.base_n = 0  # own samples in the baseline
         self.base_mean = 0.0
@@ -269,7 +271,7 @@ class DriftMonitor:
 
     def quiet(self) -> bool:
         """Whether no statistic is rising noticeably (then a sample may join the baseline)."""
-        return max(s[_S] for s in self.stats) < _ABSORB_FRACTION * self.h
+        return self._top < _ABSORB_FRACTION * self.h
 
     def _absorb(self, y: float) -> None:
         delta = y - self.base_mean
@@ -294,38 +296,40 @@ class DriftMonitor:
         # one standard error of the baseline mean, plus up to one sigma while it leans on a parent's prior
         # (a sibling's level may differ from the parent's by about that much), in sigmas
         allowance = 1 / math.sqrt(weight) + (weight - self.base_n) / weight
-        fired = None
-        for i, design in enumerate(self._designs):
-            d = design * step / sigma
-            stat = self.stats[i]
-            value = stat[_S] + abs(d) * ((z if d > 0 else -z) - allowance - abs(d) / 2)
-            self._advance(stat, value, y, ts_ns, cum_cost)
-            if stat[_S] >= self.h and fired is None:
-                fired = i
-        return fired
+        scale = step / sigma
+        increments = [a * scale * ((z if sign > 0 else -z) - allowance - a * scale / 2)
+                      for a, sign in self._shape]
+        return self._step(increments, y, ts_ns)
 
     def _cusum_bernoulli(self, y: float, p: float, weight: float, ts_ns: int, cum_cost: float) -> int | None:
         # Jeffreys estimate, then its upper one-sigma bound: a short baseline errs towards silence
         p = (p * weight + 0.5) / (weight + 1)
         p0 = min(p + math.sqrt(p * (1 - p) / (weight + 1)), 0.98)
-        fired = None
-        for i, ratio in enumerate(self._designs):
-            p1 = min(max(p0 * ratio, p0 + self.min_rate_change), 0.995) if ratio > 0 else p0 / -ratio
-            llr = log(p1 / p0) if y > 0.5 else log((1 - p1) / (1 - p0))
-            stat = self.stats[i]
-            self._advance(stat, stat[_S] + llr, y, ts_ns, cum_cost)
-            if stat[_S] >= self.h and fired is None:
-                fired = i
-        return fired
+        rise = self.min_rate_change
+        increments = []
+        for ratio in self._designs:
+            p1 = min(max(p0 * ratio, p0 + rise), 0.995) if ratio > 0 else p0 / -ratio
+            increments.append(log(p1 / p0) if y > 0.5 else log((1 - p1) / (1 - p0)))
+        return self._step(increments, y, ts_ns)
 
-    def _advance(self, stat: list[Any], value: float, y: float, ts_ns: int, cum_cost: float) -> None:
-        if value <= 0.0:
-            stat[_S], stat[_N0], stat[_SUM] = 0.0, 0, 0.0
-            return
-        if stat[_N0] == 0:  # rising from zero: this sample is the estimated onset
-            stat[_N0], stat[_TS0], stat[_COST0] = self.n, ts_ns, self.last_cost
-        stat[_S] = value
-        stat[_SUM] += y
+    def _step(self, increments: list[float], y: float, ts_ns: int) -> int | None:
+        """Advance every statistic by its log-likelihood ratio; the index of the first at `h`, if any."""
+        fired, top, h = None, 0.0, self.h
+        for i, stat in enumerate(self.stats):
+            value = stat[_S] + increments[i]
+            if value <= 0.0:
+                stat[_S], stat[_N0], stat[_SUM] = 0.0, 0, 0.0
+                continue
+            if stat[_N0] == 0:  # rising from zero: this sample is the estimated onset
+                stat[_N0], stat[_TS0], stat[_COST0] = self.n, ts_ns, self.last_cost
+            stat[_S] = value
+            stat[_SUM] += y
+            if value > top:
+                top = value
+                if value >= h and fired is None:
+                    fired = i
+        self._top = top
+        return fired
 
     @property
     def min_effect_log(self) -> float:
@@ -338,6 +342,7 @@ class DriftMonitor:
         var = self._baseline()[1]
         for s in self.stats:
             s[:] = [0.0, 0, 0, 0.0, 0.0]
+        self._top = 0.0
         self.pending = []
         reported = self.spec.direction == "both" or self._designs[index] > 0
         if reported and self.n - self.last_finding_n < self.cooldown:
@@ -387,4 +392,5 @@ class DriftMonitor:
                      "pending"):
             setattr(monitor, name, state[name])
         monitor.stats = [[float(s[0]), int(s[1]), int(s[2]), float(s[3]), float(s[4])] for s in state["stats"]]
+        monitor._top = max((s[_S] for s in monitor.stats), default=0.0)
         return monitor

@@ -17,7 +17,7 @@ from typing import Any
 
 from llmrel.analyzers.callfields import FINISH_LENGTH, STATUS_ERROR
 from llmrel.analyzers.checks import CallFacts
-from llmrel.analyzers.drift import METRICS, DriftConfig, DriftEvent, DriftMonitor
+from llmrel.analyzers.drift import METRICS, DriftConfig, DriftEvent, DriftMonitor, Prior
 from llmrel.model import LlmCall
 
 _ORDER = ("error_rate", "violation_rate", "cost_usd", "model_swap_rate", "latency_ms", "ttft_ms", "input_tokens",
@@ -56,6 +56,9 @@ class StreamState:
         config = self.config
         self.monitors = {name: config.monitor(METRICS[name]) for name in config.metrics
                          if self.leaf or name != "model_swap_rate"}
+        swap = self.monitors.get("model_swap_rate")
+        if swap is not None:  # parents do not watch swaps: a stream starts from "no swaps" and tests at once
+            swap.set_prior(Prior(0.0, 0.0))
         self._ordered = tuple(self.monitors.get(name) for name in _ORDER)
         self.calls = 0
         self.cum_cost = 0.0
