@@ -52,6 +52,7 @@ class StreamRow(_Model):
     last_ns: int
     model_counts: dict[str, int] = Field(max_length=1000)
     model_reference: list[str] | None
+    last_model: str = ""
     monitors: dict[str, MonitorState] = Field(max_length=32)
 
 

@@ -65,6 +65,7 @@ class StreamState:
         self.last_ns = 0
         self.model_counts: Counter[str] = Counter()
         self.model_reference: frozenset[str] | None = None
+        self.last_model = ""
 
     def update(self, call: LlmCall, facts: CallFacts, violated: bool) -> list[DriftEvent]:
         """Feed one call to every monitor; returns the drifts concluded on this call."""
@@ -119,15 +120,20 @@ class StreamState:
         if self.model_reference is not None:
             outside = response_model not in self.model_reference
         else:
-            outside = seen > 0 and counts[response_model] < self.config.model_share * seen
+            # past a stream's first 10 calls, a newcomer joins the mix once seen twice, each time interleaved
+            # with another model: a swap (the old model gone, the new one every call) never qualifies
+            need = max(self.config.model_share * seen, 2 if seen >= 10 else 1)
+            outside = seen > 0 and counts[response_model] < need
             monitor = self.monitors["model_swap_rate"]
-            if seen < self.config.warmup and (not outside or monitor.quiet()):
+            if seen < self.config.warmup and (not outside or (monitor.quiet()
+                                                              and response_model != self.last_model)):
                 counts[response_model] += 1
                 if seen + 1 >= self.config.warmup:
                     floor = self.config.model_share * (seen + 1)
                     self.model_reference = frozenset(m for m, n in counts.items() if n >= floor)
         if outside and self.model_reference is not None:
             counts[response_model] += 1
+        self.last_model = response_model
         return 1.0 if outside else 0.0
 
     def accept_model_mix(self) -> tuple[frozenset[str], str]:
@@ -148,6 +154,7 @@ class StreamState:
         return {"key": list(self.key), "calls": self.calls, "cum_cost": self.cum_cost, "last_ns": self.last_ns,
                 "model_counts": dict(self.model_counts),
                 "model_reference": sorted(self.model_reference) if self.model_reference is not None else None,
+                "last_model": self.last_model,
                 "monitors": {name: m.state() for name, m in self.monitors.items()}}
 
     @classmethod
@@ -167,4 +174,5 @@ class StreamState:
         stream.model_counts = Counter(state["model_counts"])
         reference = state["model_reference"]
         stream.model_reference = frozenset(reference) if reference is not None else None
+        stream.last_model = state["last_model"]
         return stream
