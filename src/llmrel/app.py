@@ -22,7 +22,8 @@ class ServeParts:
 
     def __init__(self, settings: Settings, client_factory: Callable[[], Client], registry: CollectorRegistry) -> None:
         self._client = client_factory()
-        self.analyzer = Analyzer.from_settings(settings, self._client) if settings.analyzers_enabled else None
+        self.analyzer = (Analyzer.from_settings(settings, self._client, registry=registry)
+                         if settings.analyzers_enabled else None)
         self.actions = Actions(settings, client_factory, registry)
         wants_intel = settings.explain_findings or settings.content_drift_enabled
         self.intel = Intel(settings, client_factory) if self.analyzer is not None and wants_intel else None

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # Analyzers
     analyzers_enabled: bool = True
     rules_file: Path | None = Field(default=None, description="User invariant rules (YAML), added to the default pack")
+    lateness_s: float = Field(default=600.0, ge=0, le=7 * 86_400,
+                              description="How late (event time) a call may arrive and still be analyzed: "
+                                          "windows and budgets stay open this long past their end, and "
+                                          "`llmrel analyze` re-reads this far behind its position")
 
     # Actions: circuit breakers, Grafana alert webhooks, outgoing webhooks, canary gate (llmrel.actions)
     breakers_enabled: bool = Field(default=True, description="Run the breaker controller in serve")

@@ -25,8 +25,14 @@ _FILTERS = {"kind": "Kind", "service": "ServiceName", "rule": "RuleId", "severit
             "model": "Model", "tenant": "Tenant", "feature": "Feature"}
 
 
-def recent_findings(client: Client, since_ns: int, *, limit: int = 100, **filters: str | None) -> list[dict[str, Any]]:
-    """Findings with event time since `since_ns`, newest first, optionally filtered.
+_TIME_COLUMNS = {"detected": "DetectedAt", "event": "EventTime"}
+
+
+def recent_findings(client: Client, since_ns: int, *, limit: int = 100, by: str = "detected",
+                    **filters: str | None) -> list[dict[str, Any]]:
+    """Findings detected (`by="detected"`) or whose event/onset time is (`by="event"`) since `since_ns`,
+    newest first, optionally filtered. Polling clients want detection time: a drift is found minutes
+    after its onset.
 
     Args:
         filters: any of kind, service, rule, severity, model, tenant, feature (exact match).
@@ -34,7 +40,10 @@ def recent_findings(client: Client, since_ns: int, *, limit: int = 100, **filter
     unknown = set(filters) - set(_FILTERS)
     if unknown:
         raise ValueError(f"unknown filters {sorted(unknown)}")
-    where = ["EventTime >= fromUnixTimestamp64Nano({since:Int64})"]
+    if by not in _TIME_COLUMNS:
+        raise ValueError(f"by must be one of {sorted(_TIME_COLUMNS)}")
+    time_column = _TIME_COLUMNS[by]
+    where = [f"{time_column} >= fromUnixTimestamp64Nano({{since:Int64}})"]
     params: dict[str, Any] = {"since": since_ns, "limit": limit}
     for name, value in filters.items():
         if value:
@@ -43,7 +52,7 @@ def recent_findings(client: Client, since_ns: int, *, limit: int = 100, **filter
     columns = ", ".join(expr for _, expr in _FINDING_FIELDS)
     rows = client.query(
         f"SELECT {columns} FROM llm_findings FINAL {_EXPLANATIONS} WHERE {' AND '.join(where)} "
-        "ORDER BY EventTime DESC, FindingId LIMIT {limit:UInt32}", parameters=params).result_rows
+        f"ORDER BY {time_column} DESC, FindingId LIMIT {{limit:UInt32}}", parameters=params).result_rows
     return [dict(zip((k for k, _ in _FINDING_FIELDS), row, strict=True)) for row in rows]
 
 

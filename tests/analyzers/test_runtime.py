@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 from rich.console import Console
 
@@ -116,9 +117,13 @@ def test_findings_summary_and_recent_findings(store, settings):
     assert summary["totals"]["findings"] == 5 and summary["totals"]["by_kind"] == {"invariant": 5}
     [row] = summary["cost_of_failures"]
     assert (row["rule_id"], row["findings"], round(row["cost_usd"], 6)) == ("call-error", 5, 0.5)
-    recent = recent_findings(store, T0, limit=3, kind="invariant", service="support")
+    recent = recent_findings(store, T0, limit=3, by="event", kind="invariant", service="support")
     assert [r["trace_id"] for r in recent] == [f"{i:032x}" for i in (9, 7, 5)]
     assert recent_findings(store, T0, service="other") == []
+    # calls from long ago, noticed now: a client polling "the last minute" sees them by detection time
+    minute_ago = time.time_ns() - 60 * 10**9
+    assert len(recent_findings(store, minute_ago)) == 5
+    assert recent_findings(store, minute_ago, by="event") == []
     console = Console(record=True, width=160)
     render_findings_summary(console, summary)
     text = console.export_text()

@@ -117,3 +117,50 @@ def test_late_spans_behind_the_watermark_are_picked_up_by_the_rescan(store, sett
 def test_bad_shard_specs_are_rejected(text):
     with pytest.raises(ValueError):
         Shard.parse(text)
+
+
+def test_a_failed_checkpoint_keeps_the_position_and_every_call_counts_once(store, settings, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {id: tokens, kind: budget, window: 1h, max: 470, metric: output_tokens}\n")
+    tailer = _tailer(store, settings.model_copy(update={"rules_file": rules}), rescan_s=3600)
+    _write(store, [_span(i, "support", "gpt-4o") for i in range(8)])
+    store.command("RENAME TABLE llm_analyzer_state TO llm_analyzer_state_away")
+    with pytest.raises(Exception, match="llm_analyzer_state"):
+        tailer.poll_once()
+    assert tailer.analyzer.watermark.ts_ns == 0  # the position did not move without its state
+    store.command("RENAME TABLE llm_analyzer_state_away TO llm_analyzer_state")
+    tailer.poll_once()
+    _write(store, [_span(i, "support", "gpt-4o") for i in range(8, 12)])  # 12 x 40 tokens > 470
+    tailer.poll_once()
+    budget = store.query("SELECT Observed, Calls FROM llm_findings FINAL WHERE RuleId = 'tokens'").result_rows
+    assert budget == [(480.0, 12)]
+    assert _llm_calls(store) == (12, 12)
+
+
+def test_windows_count_calls_within_the_lateness_bound_and_count_those_beyond(store, settings, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {id: tokens, kind: budget, window: 1m, max: 100, metric: output_tokens}\n")
+    analyzer = Analyzer.from_settings(settings.model_copy(update={"rules_file": rules, "lateness_s": 1800}), store)
+    from .helpers import make_call
+
+    analyzer.on_commit([make_call(3000)])  # a host 50 minutes ahead of the late one
+    late = [make_call(i, output_tokens=40) for i in range(1200, 1203)]  # 30 min late: within the bound
+    findings = analyzer.on_commit(late)
+    assert [(f.rule_id, f.observed) for f in findings] == [("tokens", 120.0)]
+    too_late = [make_call(i, output_tokens=40) for i in range(0, 3)]  # 50 min late: beyond the bound
+    assert analyzer.on_commit(too_late) == []
+    # counted once per windowed rule they miss (the budget and the default pack's error-rate window)
+    assert analyzer.metrics.registry.get_sample_value("llmrel_analyzer_late_calls_dropped_total") == 6
+
+
+def test_spans_that_leave_the_lateness_bound_unanalyzed_are_counted(store, settings):
+    _write(store, _traffic(60))
+    tailer = _tailer(store, settings, lateness_s=5, rescan_s=0)
+    tailer.poll_once()  # sets the first bound
+    tailer.lateness_s = 10_000  # keep the rescan off the late span; only the expiry count sees it
+    _write(store, [_span(20_000, "support", "gpt-4o", ts_ns=T0 + 2_000_000_000)])
+    tailer.lateness_s = 5
+    _write(store, [_span(i, "support", "gpt-4o") for i in range(60, 200)])  # the watermark moves on
+    tailer._read_late = lambda mark: []  # the span arrived after its rescan window: it is never read
+    tailer.poll_once()
+    assert tailer.analyzer.metrics.registry.get_sample_value("llmrel_analyze_late_spans_dropped_total") == 1

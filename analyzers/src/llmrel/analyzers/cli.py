@@ -75,7 +75,8 @@ def analyze(
     except RuleFileError as exc:
         _print_problems(exc.problems)
         raise typer.Exit(2) from None
-    tailer = Tailer(client, analyzer, shard=share, normalize=default_normalizer(), price=default_pricer(settings))
+    tailer = Tailer(client, analyzer, shard=share, normalize=default_normalizer(), price=default_pricer(settings),
+                    lateness_s=settings.lateness_s)
     stop = threading.Event()
     if not once:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,4 @@
-"""`Engine`: the pure core. Calls in, findings out; no I/O, all state picklable.
+"""`Engine`: the pure core. Calls in, findings out; no I/O, all state data-only (see `checkpoint`).
 
 For each call (a batch is taken in event-time order): the per-call rules whose scope matches,
 then the stateful rules, then the stream's drift monitors. The rules that apply to a given
@@ -9,25 +9,32 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
+from llmrel.analyzers import checkpoint
 from llmrel.analyzers.callfields import scope_values, stream_key
 from llmrel.analyzers.checks import SKIP, CallFacts, Check, compile_check
 from llmrel.analyzers.drift import METRICS, DriftEvent
 from llmrel.analyzers.findings import Finding, finding_id
 from llmrel.analyzers.ruleset import PER_CALL_KINDS, Rule, RuleSet
 from llmrel.analyzers.stateful import Budget, TraceLimit, WindowRate
-from llmrel.analyzers.streams import StreamState
+from llmrel.analyzers.streams import ANY, StreamState, level_of, parent_keys
 from llmrel.model import LlmCall
 
-STATE_VERSION = 1
+log = structlog.get_logger(__name__)
+
 _PLAN_CACHE_MAX = 50_000
 _EVICT_EVERY_NS = 30 * 1_000_000_000  # event time between sweeps of expired traces and windows
-_STREAM_IDLE_NS = 3 * 86_400 * 1_000_000_000  # a stream silent this long is forgotten (warm-up again)
+_STREAM_IDLE_NS = 3 * 86_400 * 1_000_000_000  # a stream silent this long is forgotten
 _MAX_CLOCK_SKEW_NS = 5 * 60 * 1_000_000_000
+_ATTRIBUTION_NS = 3600 * 1_000_000_000
+_PRIOR_CALLS = 30  # a stream younger than this looks for a parent's prior on each call
 
 
 @dataclass(frozen=True)
@@ -41,22 +48,34 @@ class _Plan:
 class Engine:
     """Invariant rules + drift detection over `LlmCall`s. Not thread-safe: one caller at a time."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, lateness_s: float = 600.0) -> None:
         self.ruleset = ruleset
+        self.lateness_ns = int(lateness_s * 1e9)
         self._checks = [(r, compile_check(r.kind, dict(r.params))) for r in ruleset.rules if r.kind in PER_CALL_KINDS]
         self._reset()
 
     def _reset(self) -> None:
         rules = self.ruleset.rules
         self.trace_limits = {r.id: TraceLimit(r) for r in rules if r.kind == "trace_limit"}
-        self.windows = {r.id: WindowRate(r) for r in rules if r.kind == "window_rate"}
-        self.budgets = {r.id: Budget(r) for r in rules if r.kind == "budget"}
-        self.streams: dict[tuple[str, ...], StreamState] = {}
+        self.windows = {r.id: WindowRate(r, self.lateness_ns) for r in rules if r.kind == "window_rate"}
+        self.budgets = {r.id: Budget(r, self.lateness_ns) for r in rules if r.kind == "budget"}
+        # leaves and pooled parents, least recently used first (each capped at drift.max_streams)
+        self.streams: OrderedDict[tuple[str, ...], StreamState] = OrderedDict()
+        self.pooled: OrderedDict[tuple[str, ...], StreamState] = OrderedDict()
+        self.streams_evicted = 0
+        self._dirty: set[tuple[str, ...]] = set()
+        self._leaf_reported: dict[tuple[str, str], int] = {}
+        self._config_id = checkpoint.config_id(dataclasses.asdict(self.ruleset.drift))
         self.newest_ns = 0
         self.calls_seen = 0
         self._evicted_at_ns = 0
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self._window_inputs = frozenset(w.rule.params["of"] for w in self.windows.values())
+
+    @property
+    def late_dropped(self) -> int:
+        """Calls that came after their window or budget period had closed (beyond the lateness bound)."""
+        return sum(w.late_dropped for w in (*self.windows.values(), *self.budgets.values()))
 
     def stream_key(self, call: LlmCall) -> tuple[str, ...]:
         return stream_key(call, self.ruleset.drift.by_feature)
@@ -80,7 +99,7 @@ class Engine:
         findings: list[Finding] = []
         drift = self.ruleset.drift
         ordered = sorted(calls, key=_event_time)
-        window_inputs, plans, streams = self._window_inputs, self._plans, self.streams
+        window_inputs, plans = self._window_inputs, self._plans
         # A clock far ahead on one sender must not push event time past now: windows and budgets
         # would then treat every later call as late, and idle streams would be evicted.
         newest_allowed = detected + _MAX_CLOCK_SKEW_NS
@@ -114,14 +133,56 @@ class Engine:
                 self._add(findings, budget.update(call, self.newest_ns, detected))
             if drift.enabled:
                 key = stream_key(call, drift.by_feature)
-                stream = streams.get(key)
-                if stream is None:
-                    stream = streams[key] = StreamState(key, drift)
-                for event in stream.update(call, facts, violated):
-                    findings.append(self._drift_finding(stream, event, call, detected))
+                for stream in self._lineage(key):
+                    for event in stream.update(call, facts, violated):
+                        if self._attribute(stream, event):
+                            findings.append(self._drift_finding(stream, event, call, detected))
         if ordered:
             self._evict()
         return findings
+
+    def _attribute(self, stream: StreamState, event: DriftEvent) -> bool:
+        """Whether a finding is due: a pooled parent stays quiet on a metric that one of its own streams
+        reported within the last hour, since that stream explains the change more specifically."""
+        service = stream.key[0]
+        if stream.leaf:
+            self._leaf_reported[(event.metric, service)] = self._leaf_reported[(event.metric, ANY)] = \
+                event.detected_ns
+            return True
+        last = self._leaf_reported.get((event.metric, service), -_ATTRIBUTION_NS)
+        return event.detected_ns - last >= _ATTRIBUTION_NS
+
+    def _lineage(self, key: tuple[str, ...]) -> list[StreamState]:
+        """The leaf stream of `key` and its pooled parents (created on first use, marked used and dirty)."""
+        service, everything = parent_keys(key)
+        root = self._touch(self.pooled, everything, None)
+        parent = self._touch(self.pooled, service, root)
+        leaf = self._touch(self.streams, key, parent)
+        if leaf.calls < _PRIOR_CALLS:
+            if parent.calls < _PRIOR_CALLS:
+                parent.adopt_priors(root)
+            leaf.adopt_priors(parent)
+        return [leaf, parent, root]
+
+    def _touch(self, table: OrderedDict[tuple[str, ...], StreamState], key: tuple[str, ...],
+               parent: StreamState | None) -> StreamState:
+        stream = table.get(key)
+        if stream is None:
+            stream = table[key] = StreamState(key, self.ruleset.drift, parent)
+            if len(table) > self.ruleset.drift.max_streams:
+                self._evict_lru(table)
+        else:
+            table.move_to_end(key)
+        self._dirty.add(key)
+        return stream
+
+    def _evict_lru(self, table: OrderedDict[tuple[str, ...], StreamState]) -> None:
+        old, _ = table.popitem(last=False)
+        self._dirty.discard(old)
+        self.streams_evicted += 1
+        if self.streams_evicted & (self.streams_evicted - 1) == 0:  # 1, 2, 4, 8 ...: bounded log volume
+            log.warning("drift_streams_evicted", total=self.streams_evicted, cap=self.ruleset.drift.max_streams,
+                        last=list(old))
 
     @staticmethod
     def _add(findings: list[Finding], finding: Finding | None) -> None:
@@ -137,16 +198,18 @@ class Engine:
         for windowed in (*self.windows.values(), *self.budgets.values()):
             windowed.evict(self.newest_ns)
         horizon = self.newest_ns - _STREAM_IDLE_NS
-        if any(s.last_ns < horizon for s in self.streams.values()):
-            self.streams = {k: s for k, s in self.streams.items() if s.last_ns >= horizon}
+        for table in (self.streams, self.pooled):
+            while table and next(iter(table.values())).last_ns < horizon:
+                self._dirty.discard(table.popitem(last=False)[0])
 
     def _drift_finding(self, stream: StreamState, event: DriftEvent, call: LlmCall, detected: int) -> Finding:
         spec = METRICS[event.metric]
         key = stream.key
         change = (event.after / event.before - 1) if event.before else float("inf")
         since = datetime.fromtimestamp(event.since_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        attributes = {"detector": self.ruleset.drift.detector, "detected_event_ns": str(event.detected_ns),
-                      "change": f"{change:+.3f}", "truncated": str(event.truncated).lower()}
+        attributes = {"detector": "cusum", "level": level_of(key), "detected_event_ns": str(event.detected_ns),
+                      "change": f"{change:+.3f}", "after_low": f"{event.low:.6g}", "after_high": f"{event.high:.6g}",
+                      "truncated": str(event.truncated).lower()}
         what = f"{event.metric} moved from {event.before:.4g} to {event.after:.4g}"
         if spec.kind == "rate":
             what = f"{event.metric} moved from {event.before:.2%} to {event.after:.2%}"
@@ -164,49 +227,92 @@ class Engine:
             calls=event.samples, cost_usd=event.cost_usd, impact_usd=0.0, confidence=event.confidence,
             event_time_ns=event.since_ns, detected_at_ns=detected, attributes=attributes)
 
-    # --- checkpoint state
+    # --- checkpoint state (data only)
 
-    def state(self) -> dict[str, Any]:
-        """Everything needed to resume (picklable; River detectors included)."""
-        return {
-            "version": STATE_VERSION,
-            "drift_config": dataclasses.asdict(self.ruleset.drift),
-            "streams": self.streams,
-            "rules": {rid: (obj.rule.fingerprint, _rule_state(obj))
-                      for rid, obj in (*self.trace_limits.items(), *self.windows.items(), *self.budgets.items())},
-            "newest_ns": self.newest_ns,
-            "calls_seen": self.calls_seen,
-        }
+    def state(self) -> str:
+        """The engine row of a checkpoint (JSON): rule state and counters; drift streams are separate rows."""
+        rules = {rid: {"fingerprint": obj.rule.fingerprint, **obj.state()}
+                 for rid, obj in (*self.trace_limits.items(), *self.windows.items(), *self.budgets.items())}
+        return checkpoint.dump(checkpoint.EngineRow(format=checkpoint.FORMAT_VERSION, config=self._config_id,
+                                                    rules=rules, newest_ns=self.newest_ns,
+                                                    calls_seen=self.calls_seen))
 
-    def restore(self, state: dict[str, Any]) -> list[str]:
-        """Resume from `state()`. Parts that no longer fit (changed rules or drift config) start fresh.
+    def stream_rows(self, keys: Iterable[tuple[str, ...]] | None = None) -> list[tuple[str, str]]:
+        """(stream id, JSON) of the given streams (default: those changed since `mark_saved`)."""
+        rows = []
+        for key in self._dirty if keys is None else keys:
+            stream = self.streams.get(key) or self.pooled.get(key)
+            if stream is not None:
+                state = {"format": checkpoint.FORMAT_VERSION, "config": self._config_id, **stream.state()}
+                rows.append(("\x1f".join(key), checkpoint.dump(checkpoint.StreamRow.model_validate(state))))
+        return rows
+
+    def mark_saved(self) -> None:
+        """The rows of `stream_rows()` are stored: the next checkpoint writes only streams used after now."""
+        self._dirty = set()
+
+    def snapshot(self, calls: Sequence[LlmCall]) -> tuple[str, list[tuple[str, ...]], list[str], set[Any]]:
+        """Data-only snapshot of what processing `calls` can change (rules, counters, their streams)."""
+        keys = set()
+        for call in calls:
+            key = stream_key(call, self.ruleset.drift.by_feature)
+            keys.update((key, *parent_keys(key)))
+        touched = sorted(keys)
+        return self.state(), touched, [blob for _, blob in self.stream_rows(touched)], set(self._dirty)
+
+    def rollback(self, snap: tuple[str, list[tuple[str, ...]], list[str], set[Any]]) -> None:
+        """Undo a `process` that could not be committed, back to `snapshot`."""
+        engine_blob, touched, blobs, dirty = snap
+        for key in touched:
+            self.streams.pop(key, None)
+            self.pooled.pop(key, None)
+        self.restore(engine_blob, blobs)
+        self._dirty = dirty
+
+    def restore(self, engine_blob: str | None, stream_blobs: Iterable[str] = ()) -> list[str]:
+        """Resume from stored rows (newest stream rows first). Invalid parts are skipped, never executed.
 
         Returns:
             What was not restored, for one log line.
+
+        Raises:
+            CheckpointError: when the engine row is invalid (nothing is restored then).
         """
         dropped: list[str] = []
-        if state.get("version") != STATE_VERSION:
-            return ["all state (version changed)"]
-        self.newest_ns = state["newest_ns"]
-        self.calls_seen = state["calls_seen"]
-        if state["drift_config"] == dataclasses.asdict(self.ruleset.drift):
-            self.streams = state["streams"]
-        else:
-            dropped.append("drift monitors (drift config changed)")
-        saved = state["rules"]
-        for rid, obj in (*self.trace_limits.items(), *self.windows.items(), *self.budgets.items()):
-            fingerprint, rule_state = saved.get(rid, (None, None))
-            if fingerprint == obj.rule.fingerprint:
-                for name, value in rule_state.items():
-                    setattr(obj, name, value)
-            elif fingerprint is not None:
-                dropped.append(f"rule {rid} (changed)")
+        if engine_blob is not None:
+            row = checkpoint.load_engine(engine_blob)
+            restored = {}
+            for rid, obj in (*self.trace_limits.items(), *self.windows.items(), *self.budgets.items()):
+                saved = row.rules.get(rid)
+                if saved is not None and saved.fingerprint == obj.rule.fingerprint:
+                    restored[rid] = (obj, saved)
+                elif saved is not None:
+                    dropped.append(f"rule {rid} (changed)")
+            for obj, saved in restored.values():
+                obj.load_state(saved)
+            self.newest_ns, self.calls_seen = row.newest_ns, row.calls_seen
+        cap, stale, invalid = self.ruleset.drift.max_streams, 0, 0
+        streams: list[StreamState] = []
+        for blob in stream_blobs:
+            try:
+                saved_stream = checkpoint.load_stream(blob)
+                if saved_stream.config != self._config_id:
+                    stale += 1
+                    continue
+                streams.append(StreamState.from_state(saved_stream.model_dump(), self.ruleset.drift))
+            except (checkpoint.CheckpointError, ValueError, KeyError):
+                invalid += 1
+        leaves = [st for st in streams if st.leaf][:cap]
+        parents = [st for st in streams if not st.leaf][:cap]
+        for table, kept in ((self.streams, leaves), (self.pooled, parents)):
+            for stream in reversed(kept):  # oldest first, so the least recently used is evicted first
+                table[stream.key] = stream
+        if stale:
+            dropped.append(f"{stale} drift streams (drift config changed)")
+        if invalid:
+            dropped.append(f"{invalid} drift streams (invalid rows)")
         return dropped
 
 
 def _event_time(call: LlmCall) -> int:
     return call.timestamp_ns
-
-
-def _rule_state(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.STATE_FIELDS}

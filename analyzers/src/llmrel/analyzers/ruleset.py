@@ -30,7 +30,6 @@ from llmrel.analyzers.ruleparams import (
     as_count,
     as_non_negative,
     as_number,
-    as_str,
     as_str_list,
 )
 from llmrel.analyzers.yamlmarks import MarkedDict, YamlSyntaxError, load_marked
@@ -197,9 +196,9 @@ def _parse_scope(raw: Any, rule: MarkedDict, report: Callable[[int, str], None])
 
 
 _DRIFT_TYPES: dict[str, Checker] = {
-    "enabled": as_bool, "by_feature": as_bool, "metrics": as_str_list, "detector": as_str, "warmup": as_count,
-    "cooldown": as_count, "delta": as_number, "rate_delta": as_number, "clock": as_count, "min_effect": as_number,
-    "min_rate_change": as_number, "min_rate_ratio": as_number, "model_share": as_number,
+    "enabled": as_bool, "by_feature": as_bool, "metrics": as_str_list, "false_alarm_calls": as_number,
+    "warmup": as_count, "prior_calls": as_count, "cooldown": as_count, "min_effect": as_number,
+    "min_rate_change": as_number, "min_rate_ratio": as_number, "model_share": as_number, "max_streams": as_count,
 }
 
 
@@ -243,7 +242,7 @@ def _parse_drift(raw: Any, where: str, problems: list[str],
         if problem:
             problems.append(f"{where}:{raw.line_of(key)}: drift.{key} {problem}")
             continue
-        overrides[key] = int(converted) if key in ("warmup", "cooldown", "clock") else converted
+        overrides[key] = int(converted) if key in ("warmup", "prior_calls", "cooldown", "max_streams") else converted
     for problem in dataclasses.replace(DriftConfig(), **overrides).validate():
         key = problem.split(":")[0].removeprefix("drift.")
         problems.append(f"{where}:{raw.line_of(key)}: {problem}")

@@ -1,14 +1,16 @@
-"""ClickHouse I/O of the analyzers: findings rows and state checkpoints (the edges; the engine stays pure)."""
+"""ClickHouse I/O of the analyzers: findings rows and state checkpoints (the edges; the engine stays pure).
+
+A checkpoint is one insert into `llm_analyzer_state`: the engine row (`AnalyzerId` = the analyzer id,
+with the tailing watermark) and one row per drift stream changed since the last checkpoint
+(`AnalyzerId` = `<analyzer id>/stream/<key>`). One insert is one part, so the rows and the watermark
+are stored together or not at all. Rows are JSON (`llmrel.analyzers.checkpoint`), never code.
+"""
 
 from __future__ import annotations
 
-import base64
-import pickle
 import time
-import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -17,6 +19,7 @@ from llmrel.analyzers.findings import FINDING_COLUMNS, Finding
 FINDINGS_TABLE = "llm_findings"
 STATE_TABLE = "llm_analyzer_state"
 STATE_COLUMNS = ("AnalyzerId", "Version", "WatermarkTs", "WatermarkTraceId", "WatermarkSpanId", "State")
+_STREAM_INFIX = "/stream/"
 
 
 @dataclass(frozen=True)
@@ -28,33 +31,47 @@ class Watermark:
     span_id: str = ""
 
 
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """Raw rows of the latest checkpoint: the engine row (or None) and stream rows, newest first."""
+
+    engine: str | None
+    streams: list[str]
+    watermark: Watermark
+    version: int = 0
+
+
 def write_findings(client: Client, findings: Sequence[Finding]) -> None:
     """One insert of all findings (a no-op for none)."""
     if findings:
         client.insert(FINDINGS_TABLE, [f.row() for f in findings], column_names=list(FINDING_COLUMNS))
 
 
-def encode_state(state: dict[str, Any]) -> str:
-    return base64.b64encode(zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 3)).decode()
+def save_checkpoint(client: Client, analyzer_id: str, engine_state: str, stream_rows: Iterable[tuple[str, str]],
+                    watermark: Watermark, after_version: int = 0) -> int:
+    """Write the engine row, the changed streams and the watermark in one insert, so they move together.
+
+    Returns:
+        The version written: now, or just past `after_version` (a stored row dated in the future).
+    """
+    version = max(time.time_ns(), after_version + 1)
+    rows = [(analyzer_id, version, watermark.ts_ns, watermark.trace_id, watermark.span_id, engine_state)]
+    rows += [(f"{analyzer_id}{_STREAM_INFIX}{key}", version, 0, "", "", blob) for key, blob in stream_rows]
+    client.insert(STATE_TABLE, rows, column_names=list(STATE_COLUMNS))
+    return version
 
 
-def decode_state(blob: str) -> dict[str, Any]:
-    # The blob is our own checkpoint, written by this analyzer id into our own database.
-    return pickle.loads(zlib.decompress(base64.b64decode(blob)))
-
-
-def save_checkpoint(client: Client, analyzer_id: str, state: dict[str, Any], watermark: Watermark) -> None:
-    """Write the state and watermark as one row, so they always move together."""
-    row = (analyzer_id, time.time_ns(), watermark.ts_ns, watermark.trace_id, watermark.span_id, encode_state(state))
-    client.insert(STATE_TABLE, [row], column_names=list(STATE_COLUMNS))
-
-
-def load_checkpoint(client: Client, analyzer_id: str) -> tuple[dict[str, Any] | None, Watermark]:
-    """The latest checkpoint of `analyzer_id`, or `(None, Watermark())` when there is none."""
+def load_checkpoint(client: Client, analyzer_id: str, max_streams: int) -> StoredCheckpoint:
+    """The latest engine row of `analyzer_id` and its newest `max_streams` stream rows (unparsed)."""
     rows = client.query(
-        f"SELECT WatermarkTs, WatermarkTraceId, WatermarkSpanId, State FROM {STATE_TABLE} "
+        f"SELECT WatermarkTs, WatermarkTraceId, WatermarkSpanId, State, Version FROM {STATE_TABLE} "
         "WHERE AnalyzerId = {id:String} ORDER BY Version DESC LIMIT 1", parameters={"id": analyzer_id}).result_rows
     if not rows:
-        return None, Watermark()
-    ts, trace_id, span_id, blob = rows[0]
-    return decode_state(blob), Watermark(int(ts), trace_id, span_id)
+        return StoredCheckpoint(None, [], Watermark())
+    ts, trace_id, span_id, blob, version = rows[0]
+    streams = client.query(
+        f"SELECT State FROM (SELECT AnalyzerId, Version, State FROM {STATE_TABLE} "
+        "WHERE startsWith(AnalyzerId, {prefix:String}) ORDER BY Version DESC LIMIT 1 BY AnalyzerId) "
+        "ORDER BY Version DESC LIMIT {cap:UInt32}",
+        parameters={"prefix": analyzer_id + _STREAM_INFIX, "cap": 2 * max_streams + 1}).result_rows
+    return StoredCheckpoint(blob, [r[0] for r in streams], Watermark(int(ts), trace_id, span_id), int(version))

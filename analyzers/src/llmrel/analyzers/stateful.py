@@ -47,8 +47,6 @@ class TraceLimit:
     the same trace, or a call that carries `http.request.resend_count`.
     """
 
-    STATE_FIELDS = ("traces",)
-
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self._reset()
@@ -121,14 +119,23 @@ class TraceLimit:
         horizon = newest_ns - self.rule.params["idle"] * _NS
         self.traces = {t: s for t, s in self.traces.items() if s[2] >= horizon}
 
+    def state(self) -> dict[str, Any]:
+        """Data-only state (see `llmrel.analyzers.checkpoint.RuleState`)."""
+        return {"traces": [{"trace_id": t, "count": s[0], "cost": s[1], "last_ns": s[2], "fired": s[3],
+                            "failed": sorted(list(f) for f in s[4]), "tools": s[5]} for t, s in self.traces.items()]}
+
+    def load_state(self, state: Any) -> None:
+        self.traces = {e.trace_id: [e.count, e.cost, e.last_ns, e.fired, {tuple(f) for f in e.failed}, e.tools]
+                       for e in state.traces or ()}
+
 
 class _Windowed:
-    """Tumbling event-time windows per key; a window is dropped one window length after its end."""
+    """Tumbling event-time windows per key; a window stays open for late calls `lateness_ns` (at least one
+    window length) past its end, then is dropped; calls later than that are counted in `late_dropped`."""
 
-    STATE_FIELDS = ("windows", "late_dropped")
-
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, lateness_ns: int = 0) -> None:
         self.rule = rule
+        self.lateness_ns = lateness_ns
         self._reset()
 
     def _reset(self) -> None:
@@ -143,7 +150,7 @@ class _Windowed:
     def _slot(self, call: LlmCall, newest_ns: int, fresh: list[Any]) -> tuple[tuple[Any, ...], list[Any]] | None:
         size = self.window_ns
         start = call.timestamp_ns - call.timestamp_ns % size
-        if start + 2 * size < newest_ns:
+        if start + size + max(size, self.lateness_ns) < newest_ns:
             self.late_dropped += 1
             return None
         key = (*self._keys(call), start)
@@ -154,7 +161,23 @@ class _Windowed:
 
     def evict(self, newest_ns: int) -> None:
         size = self.window_ns
-        self.windows = {k: s for k, s in self.windows.items() if k[-1] + 2 * size >= newest_ns}
+        keep = size + max(size, self.lateness_ns)
+        self.windows = {k: s for k, s in self.windows.items() if k[-1] + keep >= newest_ns}
+
+    _INT_SLOTS: tuple[int, ...] = ()
+
+    def state(self) -> dict[str, Any]:
+        """Data-only state (see `llmrel.analyzers.checkpoint.RuleState`)."""
+        return {"windows": [{"key": list(k[:-1]), "start": k[-1], "values": [float(v) for v in s[:3]],
+                             "fired": s[3]} for k, s in self.windows.items()], "late_dropped": self.late_dropped}
+
+    def load_state(self, state: Any) -> None:
+        windows = {}
+        for e in state.windows or ():
+            values: list[Any] = [int(v) if i in self._INT_SLOTS else v for i, v in enumerate(e.values)]
+            windows[(*e.key, e.start)] = [*values, e.fired]
+        self.windows = windows
+        self.late_dropped = state.late_dropped
 
     def _finding(self, key: tuple[Any, ...], call: LlmCall, *, kind: str, observed: float, expected: float,
                  message: str, calls: int, cost: float, detected_at_ns: int, metric: str) -> Finding:
@@ -171,6 +194,8 @@ class _Windowed:
 
 class WindowRate(_Windowed):
     """Violation rate of the per-call rule `of` above `threshold` in a window, per key (kind `window_rate`)."""
+
+    _INT_SLOTS = (0, 1)
 
     def update(self, call: LlmCall, outcome: Violation | None, newest_ns: int, detected_at_ns: int) -> Finding | None:
         if outcome is SKIP:
@@ -197,6 +222,8 @@ class WindowRate(_Windowed):
 
 class Budget(_Windowed):
     """Sum of `metric` per key above `max` in a window (kind `budget`)."""
+
+    _INT_SLOTS = (2,)
 
     def update(self, call: LlmCall, newest_ns: int, detected_at_ns: int) -> Finding | None:
         value = NUMBER_FIELDS[self.rule.params["metric"]](call)

@@ -1,46 +1,71 @@
 """Per-stream drift state: one `DriftMonitor` per enabled metric, fed from each call of the stream.
 
+Streams form a hierarchy: each leaf (service × requested model × operation [× feature]) has the
+parent `(service, *, *)`, whose parent is `(*, *, *)`. Parents see every call of their children, so
+evidence is pooled; a new leaf takes its parent's baselines as priors and tests from its first call.
+
 Values that do not describe the model's behaviour are left out: failed calls feed only the error
 rate, a missing number (no TTFT on a non-streaming call, an unpriced call) feeds nothing, and
-text metrics need captured output. The model-swap rate is 1 for a call whose response model is
-outside the stream's reference mix (learned during warm-up) and 0 otherwise.
+text metrics need captured output. The model-swap rate (leaves only) is 1 for a call whose response
+model is outside the stream's reference mix and 0 otherwise.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from llmrel.analyzers.callfields import FINISH_LENGTH, STATUS_ERROR
 from llmrel.analyzers.checks import CallFacts
-from llmrel.analyzers.drift import METRICS, DriftConfig, DriftEvent, DriftMonitor
+from llmrel.analyzers.drift import METRICS, DriftConfig, DriftEvent, DriftMonitor, Prior
 from llmrel.model import LlmCall
 
 _ORDER = ("error_rate", "violation_rate", "cost_usd", "model_swap_rate", "latency_ms", "ttft_ms", "input_tokens",
           "output_tokens", "length_finish_rate", "tool_call_rate", "output_chars", "refusal_rate")
+ANY = "*"
+
+
+def parent_keys(key: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The ancestors of a leaf key, nearest first: `(service, *, *)`, then `(*, *, *)`."""
+    return ((key[0], *(ANY,) * (len(key) - 1)), (ANY,) * len(key))
+
+
+def level_of(key: tuple[str, ...]) -> str:
+    return "all" if key[0] == ANY else "service" if key[1] == ANY else "stream"
 
 
 class StreamState:
-    """Drift monitors of one stream (service × requested model × operation [× feature])."""
+    """Drift monitors of one stream (a leaf, or a parent pooling its children)."""
 
-    def __init__(self, key: tuple[str, ...], config: DriftConfig) -> None:
+    def __init__(self, key: tuple[str, ...], config: DriftConfig, parent: StreamState | None = None) -> None:
         self.key = key
         self.config = config
+        self.leaf = level_of(key) == "stream"
         self._reset()
+        if parent is not None:
+            self.adopt_priors(parent)
+
+    def adopt_priors(self, parent: StreamState) -> None:
+        """Monitors still without enough samples of their own take the parent's baseline as prior."""
+        for name, monitor in self.monitors.items():
+            source = parent.monitors.get(name)
+            if source is not None and monitor.needs_prior():
+                monitor.set_prior(source.baseline())
 
     def _reset(self) -> None:
         config = self.config
-        self.monitors = {
-            name: DriftMonitor(METRICS[name], config.make_detector(METRICS[name]), warmup=config.warmup,
-                               cooldown=config.cooldown, min_effect=config.min_effect,
-                               min_rate_change=config.min_rate_change, min_rate_ratio=config.min_rate_ratio)
-            for name in config.metrics
-        }
+        self.monitors = {name: config.monitor(METRICS[name]) for name in config.metrics
+                         if self.leaf or name != "model_swap_rate"}
+        swap = self.monitors.get("model_swap_rate")
+        if swap is not None:  # parents do not watch swaps: a stream starts from "no swaps" and tests at once
+            swap.set_prior(Prior(0.0, 0.0))
         self._ordered = tuple(self.monitors.get(name) for name in _ORDER)
         self.calls = 0
         self.cum_cost = 0.0
         self.last_ns = 0
         self.model_counts: Counter[str] = Counter()
         self.model_reference: frozenset[str] | None = None
+        self.last_model = ""
 
     def update(self, call: LlmCall, facts: CallFacts, violated: bool) -> list[DriftEvent]:
         """Feed one call to every monitor; returns the drifts concluded on this call."""
@@ -88,22 +113,66 @@ class StreamState:
         return events  # type: ignore[return-value]
 
     def _model_swap(self, response_model: str) -> float:
-        if self.model_reference is None:
-            self.model_counts[response_model] += 1
-            seen = sum(self.model_counts.values())
-            if seen >= self.config.warmup:
-                floor = self.config.model_share * seen
-                self.model_reference = frozenset(m for m, n in self.model_counts.items() if n >= floor)
-            return 0.0
-        if response_model in self.model_reference:
-            return 0.0
-        self.model_counts[response_model] += 1
-        return 1.0
+        """1 for a response model outside the reference mix. The mix is learned from the first `warmup`
+        calls, but only while the swap test is quiet, so a swap early in a stream's life is still caught."""
+        counts = self.model_counts
+        seen = sum(counts.values())
+        if self.model_reference is not None:
+            outside = response_model not in self.model_reference
+        else:
+            # past a stream's first 10 calls, a newcomer joins the mix once seen twice, each time interleaved
+            # with another model: a swap (the old model gone, the new one every call) never qualifies
+            need = max(self.config.model_share * seen, 2 if seen >= 10 else 1)
+            outside = seen > 0 and counts[response_model] < need
+            monitor = self.monitors["model_swap_rate"]
+            if seen < self.config.warmup and (not outside or (monitor.quiet()
+                                                              and response_model != self.last_model)):
+                counts[response_model] += 1
+                if seen + 1 >= self.config.warmup:
+                    floor = self.config.model_share * (seen + 1)
+                    self.model_reference = frozenset(m for m, n in counts.items() if n >= floor)
+        if outside and self.model_reference is not None:
+            counts[response_model] += 1
+        self.last_model = response_model
+        return 1.0 if outside else 0.0
 
     def accept_model_mix(self) -> tuple[frozenset[str], str]:
         """After a reported swap: the new dominant model joins the reference. Returns (old reference, new)."""
-        old = self.model_reference or frozenset()
+        if self.model_reference is None:
+            seen = sum(self.model_counts.values())
+            self.model_reference = frozenset(m for m, n in self.model_counts.items()
+                                             if n >= self.config.model_share * seen)
+        old = self.model_reference
         outside = Counter({m: n for m, n in self.model_counts.items() if m not in old})
         newcomer = outside.most_common(1)[0][0] if outside else ""
         self.model_reference = old | {newcomer} if newcomer else old
         return old, newcomer
+
+    # --- data-only state
+
+    def state(self) -> dict[str, Any]:
+        return {"key": list(self.key), "calls": self.calls, "cum_cost": self.cum_cost, "last_ns": self.last_ns,
+                "model_counts": dict(self.model_counts),
+                "model_reference": sorted(self.model_reference) if self.model_reference is not None else None,
+                "last_model": self.last_model,
+                "monitors": {name: m.state() for name, m in self.monitors.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: DriftConfig) -> StreamState:
+        """A stream resumed from `state()` (already validated).
+
+        Raises:
+            ValueError: when it does not fit `config` (other metrics or designs).
+        """
+        stream = cls(tuple(state["key"]), config)
+        if set(state["monitors"]) != set(stream.monitors):
+            raise ValueError(f"stream {stream.key}: monitored metrics differ from the configuration")
+        for name, saved in state["monitors"].items():
+            stream.monitors[name] = DriftMonitor.from_state(METRICS[name], saved, **config.monitor_params())
+        stream._ordered = tuple(stream.monitors.get(name) for name in _ORDER)
+        stream.calls, stream.cum_cost, stream.last_ns = state["calls"], state["cum_cost"], state["last_ns"]
+        stream.model_counts = Counter(state["model_counts"])
+        reference = state["model_reference"]
+        stream.model_reference = frozenset(reference) if reference is not None else None
+        stream.last_model = state["last_model"]
+        return stream

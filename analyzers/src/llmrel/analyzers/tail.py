@@ -5,11 +5,13 @@ checkpoint row as the detector state. Each poll:
 
 1. reads the next rows past the watermark (keyset order), up to `settle_s` before now so that
    in-flight inserts land first, and every `rescan_s` also re-reads the last `lateness_s` before
-   the watermark for LLM spans that are still missing from `llm_calls` (late inserts);
+   the watermark for LLM spans that are still missing from `llm_calls` (late inserts); spans that
+   leave that bound unanalyzed are counted (`llmrel_analyze_late_spans_dropped`) and logged;
 2. normalizes them (`llmrel.normalize.normalize_span`), keeps the calls of this shard's streams
    (`--shard i/N`: a stable CRC32 of service × requested model × operation, so each stream has
    exactly one analyzer), prices them, and drops those already in `llm_calls`;
-3. analyzes them, writes the findings, inserts the calls, then checkpoints state + watermark.
+3. analyzes them, writes the findings, inserts the calls, then checkpoints state + watermark in
+   one insert; if any step fails, the engine is rolled back and the watermark stays where it was.
 
 A crash before the checkpoint replays the batch: calls already inserted are skipped, and
 findings written again carry the same ids (collapsed by `llm_findings`' ReplacingMergeTree).
@@ -18,7 +20,6 @@ Window, budget and trace rules see only the calls of the shard's streams.
 
 from __future__ import annotations
 
-import pickle
 import threading
 import time
 from collections.abc import Sequence
@@ -97,7 +98,7 @@ class Tailer:
 
     def __init__(self, client: Client, analyzer: Analyzer, *, shard: Shard = Shard(), normalize: Normalizer,
                  price: CallPricer | None = None, batch_rows: int = 20_000, settle_s: float = 2.0,
-                 lateness_s: float = 300.0, rescan_s: float = 30.0) -> None:
+                 lateness_s: float = 600.0, rescan_s: float = 30.0) -> None:
         self.client = client
         self.analyzer = analyzer
         self.shard = shard
@@ -108,6 +109,8 @@ class Tailer:
         self.lateness_s = lateness_s
         self.rescan_s = rescan_s
         self._last_rescan = 0.0
+        self._expired_low: int | None = None
+        self._unsaved: set[tuple[str, str]] = set()  # calls of a poll whose checkpoint failed
 
     def poll_once(self, now_ns: int | None = None) -> PollResult:
         """One step: read, normalize, analyze, insert, checkpoint. Raises on storage errors."""
@@ -119,22 +122,25 @@ class Tailer:
             mark = Watermark(int(last[0]), last[1], last[2])
         if self.lateness_s > 0 and time.monotonic() - self._last_rescan >= self.rescan_s:
             rows += self._read_late(self.analyzer.watermark)
+            self._count_expired(self.analyzer.watermark)
             self._last_rescan = time.monotonic()
-        calls = self._new_calls(rows)
-        # state() holds live objects: snapshot it serialized (as the checkpoint is) before it changes
-        before = pickle.dumps(self.analyzer.engine.state()) if calls else None
+        calls, new = self._new_calls(rows)
+        # a data-only snapshot of what this batch can change, as the checkpoint stores it
+        before = self.analyzer.engine.snapshot(calls) if calls else None
         try:
             findings = self.analyzer.process(calls)
             write_findings(self.client, findings)
-            if calls:
-                self.client.insert("llm_calls", calls, column_names=list(LLM_CALL_COLUMNS))
+            if new:
+                self.client.insert("llm_calls", new, column_names=list(LLM_CALL_COLUMNS))
             if rows:
-                self.analyzer.checkpoint(mark)
+                self.analyzer.checkpoint(mark)  # state and position in one insert: both move or neither
         except Exception:
-            if before is not None:  # the retry reads these calls again: they must not count twice
-                self.analyzer.engine.restore(pickle.loads(before))
+            if before is not None:  # the retry reads these calls again: analyzed once more, counted once
+                self.analyzer.engine.rollback(before)
+                self._unsaved.update((c.trace_id, c.span_id) for c in calls)
             raise
-        return PollResult(len(rows), len(calls), len(findings), mark)
+        self._unsaved.clear()
+        return PollResult(len(rows), len(new), len(findings), mark)
 
     def run(self, stop: threading.Event, *, once: bool = False, interval_s: float = 1.0) -> None:
         """Poll until `stop` is set (or, with `once`, until caught up). Errors are logged and retried."""
@@ -175,8 +181,29 @@ class Tailer:
             "WHERE Timestamp > fromUnixTimestamp64Nano({low:Int64}))",
             parameters={"low": low, "ts": mark.ts_ns, "trace": mark.trace_id, "span": mark.span_id}).result_rows)
 
-    def _new_calls(self, rows: Sequence[Sequence[Any]]) -> list[LlmCall]:
-        """Normalized calls of this shard that `llm_calls` does not hold yet (deduplicated)."""
+    def _count_expired(self, mark: Watermark) -> None:
+        """Count (metric + log) LLM spans that left the lateness bound since the last rescan without being
+        analyzed: they arrived too late and are dropped. Spans arriving later still are not seen at all."""
+        low = mark.ts_ns - int(self.lateness_s * 1e9)
+        previous, self._expired_low = self._expired_low, low
+        if mark.ts_ns == 0 or previous is None or low <= previous:
+            return
+        dropped = self.client.query(
+            "SELECT count() FROM otel_traces WHERE Timestamp > fromUnixTimestamp64Nano({prev:Int64}) "
+            f"AND Timestamp <= fromUnixTimestamp64Nano({{low:Int64}}) AND {_LLM_SPAN_FILTER} "
+            "AND (TraceId, SpanId) NOT IN (SELECT TraceId, SpanId FROM llm_calls "
+            "WHERE Timestamp > fromUnixTimestamp64Nano({prev:Int64}))",
+            parameters={"prev": previous, "low": low}).result_rows[0][0]
+        if dropped:
+            self.analyzer.metrics.late_spans_dropped.inc(dropped)
+            log.warning("analyze_late_spans_dropped", count=dropped, lateness_s=self.lateness_s,
+                        shard=self.shard.analyzer_id)
+
+    def _new_calls(self, rows: Sequence[Sequence[Any]]) -> tuple[list[LlmCall], list[LlmCall]]:
+        """Normalized calls of this shard to analyze, and those of them `llm_calls` does not hold yet.
+
+        A call already in `llm_calls` was analyzed by whoever stored it, unless it is from a poll of ours
+        whose checkpoint failed (rolled back): those are analyzed again."""
         calls: dict[tuple[str, str], LlmCall] = {}
         for row in rows:
             call = self.normalize(row_to_span(row))
@@ -187,9 +214,10 @@ class Tailer:
                 continue
             calls[(call.trace_id, call.span_id)] = self.price(call) if self.price else call
         if not calls:
-            return []
+            return [], []
         present = self._present(list(calls.values()))
-        return [c for key, c in calls.items() if key not in present]
+        analyze = [c for key, c in calls.items() if key not in present or key in self._unsaved]
+        return analyze, [c for key, c in calls.items() if key not in present]
 
     def _present(self, calls: Sequence[LlmCall]) -> set[tuple[str, str]]:
         low = min(c.timestamp_ns for c in calls)

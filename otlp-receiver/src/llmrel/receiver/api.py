@@ -49,7 +49,10 @@ def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRout
     async def findings(request: Request, since: str = Query("1h"), limit: int = Query(100, ge=1, le=10_000),
                        kind: str | None = None, rule: str | None = None, service: str | None = None,
                        severity: str | None = None, model: str | None = None,
-                       tenant: str | None = None) -> list[dict[str, Any]]:
+                       tenant: str | None = None,
+                       by: str = Query("detected", pattern="^(detected|event)$",
+                                       description="Filter `since` on detection time or on event (onset) time"),
+                       ) -> list[dict[str, Any]]:
         check(request)
         try:
             from llmrel.findings_summary import recent_findings
@@ -63,7 +66,8 @@ def build_api_router(client: Client, auth: Callable[[Request], bool]) -> APIRout
             raise HTTPException(400, str(exc)) from None
         filters = {"kind": kind, "rule": rule, "service": service, "severity": severity, "model": model,
                    "tenant": tenant}
-        rows = await run_in_threadpool(guarded, lambda: recent_findings(client, since_ns, limit=limit, **filters))
+        rows = await run_in_threadpool(guarded, lambda: recent_findings(client, since_ns, limit=limit, by=by,
+                                                                                **filters))
         return jsonable_encoder(rows)
 
     @router.get("/traces/{trace_id}")
