@@ -92,7 +92,7 @@ def test_grafana_provisioning_variables_are_all_set():
     used = {m for f in (ROOT / "grafana/provisioning").rglob("*.y*ml")
             for m in re.findall(r"\$\{?([A-Z][A-Z0-9_]*)\}?", f.read_text())}
     environment = _environment("grafana", {"CLICKHOUSE_PASSWORD": "pw", "GRAFANA_ADMIN_PASSWORD": "pw",
-                                           "LLMREL_AUTH_TOKEN": "token"})
+                                           "LLMREL_AUTH_TOKEN": "token", "CLICKHOUSE_GRAFANA_PASSWORD": "ro"})
     assert {v for v in used if not environment.get(v)} == set()
     assert environment["LLMREL_CH_HOST"] == "clickhouse"
     assert environment["LLMREL_CH_DATABASE"] == _environment("clickhouse")["CLICKHOUSE_DB"]
@@ -152,7 +152,8 @@ def test_no_secret_is_written_in_the_compose_file():
             if re.search(r"PASSWORD|TOKEN|SECRET|KEY|WEBHOOK|_URL$", key):
                 assert "${" in str(value), f"{name}.{key} must come from .env"
     secrets = re.findall(r"\$\{(\w+):\?", (ROOT / "docker-compose.yml").read_text())
-    assert set(secrets) == {"CLICKHOUSE_PASSWORD", "LLMREL_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD"}
+    assert set(secrets) == {"CLICKHOUSE_PASSWORD", "CLICKHOUSE_GRAFANA_PASSWORD", "LLMREL_AUTH_TOKEN",
+                            "GRAFANA_ADMIN_PASSWORD"}
     assert all(_env_example()[s] == "" for s in secrets), ".env.example must not carry a secret"
 
 
@@ -173,6 +174,21 @@ def test_clickhouse_config_bounds_memory_and_system_log_retention():
     users = ET.parse(ROOT / "deploy/clickhouse/users.d/llmrel.xml").getroot()
     assert int(users.findtext("profiles/default/max_memory_usage")) > 0
     assert SERVICES["clickhouse"]["mem_limit"]
+
+
+def test_grafana_reads_clickhouse_as_a_read_only_user_of_llmrels_database():
+    """Least privilege: dashboards never hold llmrel's read-write user (the collector holds none at all)."""
+    users = ET.parse(ROOT / "deploy/clickhouse/users.d/llmrel.xml").getroot()
+    grafana = users.find("users/grafana")
+    assert grafana.find("password").get("from_env") == "CLICKHOUSE_GRAFANA_PASSWORD"
+    assert users.findtext(f"profiles/{grafana.findtext('profile')}/readonly") in ("1", "2")
+    assert grafana.find("allow_databases/database").get("from_env") == "CLICKHOUSE_DB"
+    environment = _environment("grafana", {"CLICKHOUSE_PASSWORD": "pw", "GRAFANA_ADMIN_PASSWORD": "pw",
+                                           "LLMREL_AUTH_TOKEN": "token", "CLICKHOUSE_GRAFANA_PASSWORD": "ro"})
+    assert (environment["LLMREL_CH_USER"], environment["LLMREL_CH_PASSWORD"]) == ("grafana", "ro")
+    assert "CLICKHOUSE_GRAFANA_PASSWORD" in _environment("clickhouse", {"CLICKHOUSE_PASSWORD": "pw",
+                                                                        "CLICKHOUSE_GRAFANA_PASSWORD": "ro"})
+    assert not {k for k in _environment("collector", {"LLMREL_AUTH_TOKEN": "t"}) if "CLICKHOUSE" in k}
 
 
 def test_the_image_listens_everywhere_so_it_needs_a_token():
