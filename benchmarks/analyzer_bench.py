@@ -3,7 +3,7 @@
 Not a test. Run:  python benchmarks/analyzer_bench.py [--seeds 20] [--fa-streams 8] [--fa-calls 100000]
 Prints a table and writes benchmarks/results/analyzers.json.
 
-Scenarios (llmrel.analyzers.simulate.SCENARIOS): one stream of heavy-tailed traffic, a labelled shift at
+Scenarios (llmrel.analyzers.testing.SCENARIOS): one stream of heavy-tailed traffic, a labelled shift at
 call 3000 (after warm-up), 2000 calls after it. A scenario counts as detected for a seed when a drift
 finding on the scenario's metric is raised after the onset; the delay is counted in calls from the onset
 to the detecting call, and in seconds at 2 calls/s. False alarms: drift findings on stationary streams,
@@ -24,7 +24,7 @@ from pathlib import Path
 from llmrel.analyzers.drift import METRICS
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.ruleset import load_ruleset
-from llmrel.analyzers.simulate import SCENARIOS, Shift, Traffic, generate
+from llmrel.analyzers.testing import SCENARIOS, Shift, Traffic, generate
 
 RESULTS = Path(__file__).parent / "results" / "analyzers.json"
 CALLS_PER_SECOND = 2.0

@@ -42,7 +42,7 @@ from llmrel.actions.machine import BreakerPolicy, FindingSeen, State
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.ruleaction import attach_actions
 from llmrel.analyzers.ruleset import load_ruleset
-from llmrel.analyzers.simulate import Shift, Traffic, generate
+from llmrel.analyzers.testing import Shift, Traffic, generate
 from llmrel_instrumentation.breakers import openai_patch
 from llmrel_instrumentation.breakers.config import GuardConfig, GuardMode
 from llmrel_instrumentation.breakers.guard import Guard

@@ -25,7 +25,7 @@ from pathlib import Path
 from llmrel.analyzers.drift import DriftConfig
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.ruleset import load_ruleset
-from llmrel.analyzers.simulate import Shift, Traffic, generate
+from llmrel.analyzers.testing import Shift, Traffic, generate
 
 SERVICES = (("checkout", 0.4), ("support", 0.3), ("search", 0.2), ("billing", 0.1))
 MODELS = (("gpt-4o", 0.45, 250.0), ("gpt-4o-mini", 0.25, 120.0), ("claude-sonnet", 0.15, 400.0),

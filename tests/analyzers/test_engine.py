@@ -9,7 +9,7 @@ import pytest
 
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.ruleset import load_ruleset
-from llmrel.analyzers.simulate import SCENARIOS, Traffic, generate
+from llmrel.analyzers.testing import SCENARIOS, Traffic, generate
 
 from .helpers import T0
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.ruleset import load_ruleset
 from llmrel.analyzers.runtime import Analyzer
-from llmrel.analyzers.simulate import SCENARIOS, Traffic, generate
+from llmrel.analyzers.testing import SCENARIOS, Traffic, generate
 from llmrel.findings_summary import findings_summary, recent_findings, render_findings_summary
 
 from .helpers import T0, make_call

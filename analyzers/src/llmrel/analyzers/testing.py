@@ -1,4 +1,4 @@
-"""Seeded synthetic `LlmCall` streams with labelled shifts, for the analyzer benchmark and tests.
+"""Test and benchmark support (not used by the product): seeded synthetic `LlmCall` streams with labelled shifts.
 
 Stationary traffic is heavy-tailed the way production LLM traffic is: log-normal prompt and
 completion sizes, latency = time to first token + per-token decode time with log-normal noise
