@@ -17,8 +17,8 @@ import pytest
 from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.ruleset import load_ruleset
 from llmrel.analyzers.runtime import Analyzer
-from llmrel.analyzers.testing import SCENARIOS, Traffic, generate
 from llmrel.analyzers.sink import STATE_COLUMNS, STATE_TABLE
+from llmrel.analyzers.testing import SCENARIOS, Traffic, generate
 
 from .helpers import T0, make_call
 
