@@ -148,11 +148,7 @@ class Ingestor:
         finally:
             with self._under_way_lock:
                 self._under_way.pop(key, None)
-            if future is None or future.done():
-                self.release(reserved)
-            else:
-                held = reserved
-                future.add_done_callback(lambda _: self.release(held))
+            self._release_when_done(future, reserved)
         return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected,
                             message=rows.message if rows.rejected else "")
 
@@ -175,11 +171,15 @@ class Ingestor:
         except WriterClosed:
             return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
         finally:
-            if future is None or future.done():
-                self.release(rows.held_bytes)
-            else:
-                future.add_done_callback(lambda _: self.release(rows.held_bytes))
+            self._release_when_done(future, rows.held_bytes)
         return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected, message=rows.message)
+
+    def _release_when_done(self, future: Future[None] | None, held: int) -> None:
+        """Release `held` in-flight bytes now, or once the commit under way ends."""
+        if future is None or future.done():
+            self.release(held)
+        else:
+            future.add_done_callback(lambda _: self.release(held))
 
     def _await_commit(self, future: Future[None]) -> IngestResult | None:
         """None once committed; otherwise the retryable outcome. A commit that has not started by
