@@ -208,9 +208,14 @@ def test_queries_over_the_concurrency_cap_are_refused_not_queued(settings):
     answers: list[httpx.Response] = []
     seen: list[int] = []
     try:
-        slow = threading.Thread(target=lambda: answers.append(
-            httpx.post(url, content="SELECT sleep(2)", auth=READER, timeout=60)))
-        slow.start()
+        for _ in range(20):  # until the slow query holds the only slot (not refused itself by a probe)
+            answers.clear()
+            slow = threading.Thread(target=lambda: answers.append(
+                httpx.post(url, content="SELECT sleep(2)", auth=READER, timeout=60)))
+            slow.start()
+            slow.join(0.3)
+            if slow.is_alive():
+                break
         with httpx.Client(timeout=30) as client:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # until the slow query holds the only slot
