@@ -32,8 +32,7 @@ echo "Installing llmrel into .venv (the first run downloads packages for a minut
 
 mkdir -p llmrel-data
 export LLMREL_LOG_FORMAT="${LLMREL_LOG_FORMAT:-console}"
-# Drift detectors judge a stream after 60 calls here instead of 300, so the degradation this demo
-# switches on shows in its first report (see scripts/demo-rules.yaml).
+# The demo's rules: the default pack with a shorter drift baseline memory (scripts/demo-rules.yaml).
 export LLMREL_RULES_FILE="${LLMREL_RULES_FILE:-$PWD/scripts/demo-rules.yaml}"
 # The demo's read-only ClickHouse user, for Grafana on the light profile (a demo-only password).
 export LLMREL_READER_PASSWORD="${LLMREL_READER_PASSWORD:-llmrel-demo}"
