@@ -28,7 +28,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "clickhouse_http.json"
 
 from otlp_load import build_request, run_load  # noqa: E402
 
-from llmrel.app import build_receiver  # noqa: E402
+from llmrel.cli.compose import build_receiver  # noqa: E402
 from llmrel.config import load_settings  # noqa: E402
 from llmrel.grafana.provisioning import build_bundle  # noqa: E402
 from llmrel.store import connect  # noqa: E402

@@ -1,6 +1,6 @@
 """Imports only go downward: llmrel_core <- llmrel core modules <- areas (receiver, analyzers, actions,
-intel, grafana) <- composition root (llmrel.app, llmrel.cli, llmrel.demo). Areas do not import each
-other except where declared below; the server never imports the app-side package."""
+intel, grafana) <- composition root (llmrel.cli, whose `compose` builds serve, and llmrel.demo). Areas do
+not import each other except where declared below; the server never imports the app-side package."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ SOURCES = {"src/llmrel": "llmrel", "otlp-receiver/src/llmrel": "llmrel", "analyz
            "core/src/llmrel_core": "llmrel_core",
            "instrumentation/src/llmrel_instrumentation": "llmrel_instrumentation"}
 AREAS = ("receiver", "analyzers", "actions", "intel", "grafana")
-TOP = ("cli", "app", "demo")
+TOP = ("cli", "demo")
 # Areas that build on another area (the arrow points down).
 AREA_DEPENDS: dict[str, set[str]] = {"intel": {"analyzers"}}
 

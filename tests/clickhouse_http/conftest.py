@@ -8,7 +8,7 @@ import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from llmrel.app import build_receiver
+from llmrel.cli.compose import build_receiver
 from llmrel.config import Settings
 from llmrel.receiver.server import Receiver
 from llmrel.served_store import read_admin_secret

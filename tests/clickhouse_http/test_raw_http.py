@@ -14,7 +14,7 @@ import pytest
 from backports import zstd
 from clickhouse_cityhash.cityhash import CityHash128
 
-from llmrel.app import build_receiver
+from llmrel.cli.compose import build_receiver
 from llmrel.served_store import read_admin_secret
 from tests.clickhouse_http.conftest import READER_PASSWORD, WRITER_PASSWORD
 

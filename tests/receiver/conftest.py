@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from llmrel.app import build_receiver
+from llmrel.cli.compose import build_receiver
 from llmrel.config import Settings
 from llmrel.receiver.server import Receiver
 from llmrel.store import connect

@@ -41,7 +41,7 @@ def serve(
     log_format: Annotated[str | None, typer.Option(help="json | console [env LLMREL_LOG_FORMAT]")] = None,
 ) -> None:
     """Receive OTLP traces, store them in ClickHouse and analyze LLM calls as they arrive."""
-    from llmrel.app import build_receiver
+    from llmrel.cli.compose import build_receiver
     from llmrel.logging import configure_logging
 
     settings = settings_or_exit(clickhouse_url=clickhouse_url, grpc_endpoint=grpc_endpoint,

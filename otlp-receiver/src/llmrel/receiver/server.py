@@ -1,6 +1,6 @@
 """`Receiver`: wires settings -> store -> writer -> ingest -> gRPC, HTTP and ClickHouse HTTP servers, and
 hands committed calls to a `ServeExtension` (the analyzers and what acts on their findings, composed by
-`llmrel.app`; the receiver never imports them).
+`llmrel.cli.compose`; the receiver never imports them).
 
 Lifecycle: `start()` migrates the schema and binds the ports; `stop()` drains: the servers stop
 taking requests, in-flight exports finish (up to the grace period), the writer commits what is
