@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import Counter
 
 from llmrel_core.checksums import card_valid, iban_valid, ssn_valid
 from llmrel_core.phones import NATIONAL_REGIONS, NORTH_AMERICA, phone_valid
 from llmrel_core.redaction.engine import Gate, Rule
+
+# The rules use possessive quantifiers, which match wrongly before 3.11.5 (CPython gh-106052): keys and
+# phone numbers would pass unredacted. Refuse to run rather than redact silently less.
+if sys.version_info < (3, 11, 5):
+    raise ImportError(f"llmrel's redaction rules need Python >= 3.11.5 (this is {sys.version.split()[0]}): "
+                      "earlier 3.11 releases match possessive quantifiers wrongly (CPython gh-106052)")
 
 KINDS: tuple[str, ...] = (
     "email", "phone", "card", "iban", "ssn", "api_key", "bearer", "jwt", "private_key", "credential",
