@@ -86,31 +86,32 @@ class SpanClass(NamedTuple):
 
 def classify_span(attrs: Mapping[str, Any], span_name: str = "") -> SpanClass | None:
     """The convention and operation of a GenAI span (an LLM call or a step), or `None` for any other span."""
-    kind = attrs.get(OPENINFERENCE_SPAN_KIND)
-    if kind:
-        operation = OPENINFERENCE_OPERATIONS.get(str(kind).upper())
+    operation = genai_operation(attrs, span_name)
+    if operation is None:
+        return None
+    if attrs.get(OPENINFERENCE_SPAN_KIND):
         if operation == "chat" and _any_key_starts_with(attrs, OI_PROMPTS_PREFIX):
             operation = "text_completion"
-        return SpanClass(OPENINFERENCE, operation) if operation else None
-
-    raw_operation = attrs.get(OPERATION_NAME) or attrs.get(LLM_REQUEST_TYPE)
-    has_provider = PROVIDER_NAME in attrs or SYSTEM in attrs
-    if raw_operation:
-        operation = OPERATIONS.get(str(raw_operation), str(raw_operation))
-    elif traceloop_kind := attrs.get(TRACELOOP_SPAN_KIND):
-        operation = TRACELOOP_OPERATIONS.get(str(traceloop_kind))
-        if operation is None:
-            return None
-    elif has_provider:
-        operation = OPERATIONS.get(span_name.partition(" ")[0], "chat")
-    else:
-        return None
-
+        return SpanClass(OPENINFERENCE, operation)
     if not attrs.keys().isdisjoint(OPENLLMETRY_MARKERS) or _any_key_starts_with(attrs, OPENLLMETRY_PREFIX):
         return SpanClass(OPENLLMETRY, operation)
     if PROVIDER_NAME in attrs or SYSTEM not in attrs:
         return SpanClass(GENAI_SEMCONV, operation)
     return SpanClass(GENAI_SEMCONV_LEGACY, operation)
+
+
+def genai_operation(attrs: Mapping[str, Any], span_name: str = "") -> str | None:
+    """The semconv operation of a GenAI span, or `None` for any other span: `classify_span`'s decision
+    without the convention, cheap enough for a sampler on every span (a few key lookups)."""
+    if kind := attrs.get(OPENINFERENCE_SPAN_KIND):
+        return OPENINFERENCE_OPERATIONS.get(str(kind).upper())
+    if raw_operation := attrs.get(OPERATION_NAME) or attrs.get(LLM_REQUEST_TYPE):
+        return OPERATIONS.get(str(raw_operation), str(raw_operation))
+    if traceloop_kind := attrs.get(TRACELOOP_SPAN_KIND):
+        return TRACELOOP_OPERATIONS.get(str(traceloop_kind))
+    if PROVIDER_NAME in attrs or SYSTEM in attrs:
+        return OPERATIONS.get(span_name.partition(" ")[0], "chat")
+    return None
 
 
 def is_llm_call(attrs: Mapping[str, Any], span_name: str = "") -> bool:

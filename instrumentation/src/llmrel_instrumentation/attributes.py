@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llmrel_core.spans import classify_span
+from llmrel_core.spans import genai_operation
 
 FEATURE = "llmrel.feature"
 TENANT = "llmrel.tenant"
@@ -33,4 +33,4 @@ def is_llm_span(attributes: Mapping[str, Any] | None, name: str = "") -> bool:
 
     Every supported convention sets its marker attribute when the span starts, so samplers can use this.
     """
-    return bool(attributes) and classify_span(attributes, name) is not None  # type: ignore[arg-type]
+    return bool(attributes) and genai_operation(attributes, name) is not None  # type: ignore[arg-type]
