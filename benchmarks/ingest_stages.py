@@ -30,8 +30,9 @@ def measure_stages(requests: list[bytes], *, batch: int, rounds: int = 3, profil
     """Microseconds per span of each stage, and spans/s of each stage alone."""
     from llmrel.config import load_settings
     from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS
+    from llmrel.native_rows import encode as _encode
     from llmrel.receiver.decode import check_decoded_size, decode_request, parse_protobuf_request
-    from llmrel.receiver.prepare import PrepareConfig, Preparer, _encode
+    from llmrel.receiver.prepare import PrepareConfig, Preparer
     from llmrel.receiver.server import _column_types
     from llmrel.store import connect, migrate
 
@@ -59,8 +60,9 @@ def measure_stages(requests: list[bytes], *, batch: int, rounds: int = 3, profil
             request = timed("parse", parse_protobuf_request, body)
             budget = timed("size_check", check_decoded_size, request, len(body), 512 << 20)
             decoded = timed("decode", decode_request, request, budget)
-            kept = timed("content_policy", preparer._apply_content_policy, decoded.spans, decoded.rejections)
-            calls = timed("normalize_price", lambda k: preparer._calls(k)[0], kept)
+            kept = timed("content_policy", preparer._ingest.apply_content_policy, decoded.spans,
+                         decoded.rejections.span)
+            calls = timed("normalize_price", lambda k: preparer._ingest.calls(k)[0], kept)
             spans_native = timed("encode_spans", _encode, "otel_traces", SPAN_COLUMNS, preparer._span_types, kept)
             calls_native = timed("encode_calls", _encode, "llm_calls", LLM_CALL_COLUMNS, preparer._call_types, calls)
             prepared.append((spans_native, calls_native))

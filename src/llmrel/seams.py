@@ -24,6 +24,24 @@ class CallPricer(Protocol):
     def __call__(self, call: LlmCall, /) -> LlmCall: ...
 
 
+class StoredSpanIngest(Protocol):
+    """Spans another writer stored in `otel_traces` -> their calls, and the one way those calls reach
+    `llm_calls` (`llmrel.calls_ingest.StoredSpanCalls`): what `llmrel analyze` tails through."""
+
+    def calls(self, spans: Sequence[SpanRecord], keep: Callable[[LlmCall], bool] | None = None,
+              /) -> list[LlmCall]:
+        """The priced calls of `spans` under the content policy, only those `keep` accepts."""
+        ...
+
+    def stored(self, calls: Sequence[LlmCall], /) -> set[tuple[str, str]]:
+        """(trace id, span id) of those of `calls` already in `llm_calls`."""
+        ...
+
+    def store(self, calls: Sequence[LlmCall], /) -> None:
+        """Insert `calls` into `llm_calls`."""
+        ...
+
+
 class CommitHook(Protocol):
     """Called with the calls of each batch once it is committed (durable), off the acknowledgement path."""
 

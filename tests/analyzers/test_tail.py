@@ -10,9 +10,8 @@ import pytest
 
 from llmrel.analyzers.runtime import Analyzer
 from llmrel.analyzers.tail import Shard, Tailer
+from llmrel.cli.compose import build_tailer
 from llmrel.model import SPAN_COLUMNS, SpanRecord
-from llmrel.normalize import normalize_span
-from llmrel.pricing import Pricer
 
 from .helpers import T0
 
@@ -56,10 +55,7 @@ def _traffic(count: int) -> list[SpanRecord]:
 
 
 def _tailer(store, settings, shard: Shard | None = None, **kwargs) -> Tailer:
-    shard = shard or Shard()
-    analyzer = Analyzer.from_settings(settings, store, analyzer_id=shard.analyzer_id)
-    return Tailer(store, analyzer, shard=shard, normalize=normalize_span, price=Pricer().price, settle_s=0,
-                  batch_rows=97, **kwargs)
+    return build_tailer(settings, store, shard or Shard(), settle_s=0, batch_rows=97, **kwargs)
 
 
 def _catch_up(tailer: Tailer) -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import threading
 
-from llmrel.analyzers.runtime import Analyzer
-from llmrel.analyzers.tail import Tailer
+from llmrel.analyzers.tail import Shard
+from llmrel.cli.compose import build_tailer
 from llmrel.model import SPAN_COLUMNS
 from llmrel.normalize import normalize_span
-from llmrel.pricing import Pricer
 from llmrel.receiver.decode import decode_request, parse_json_request
 from tests.normalize.test_golden import FIXTURES, normalized_rows
 
@@ -38,12 +37,11 @@ def test_the_collector_path_stores_the_same_calls(store, settings):
     rescan, whose SQL prefilter also matches steps): the same six calls, no step, nothing twice."""
     spans = decode_request(parse_json_request((FIXTURES / "agent-traces.json").read_bytes())).spans
     store.insert("otel_traces", spans, column_names=list(SPAN_COLUMNS))
-    analyzer = Analyzer.from_settings(settings, store, analyzer_id="agent-traces")
-    tailer = Tailer(store, analyzer, normalize=normalize_span, price=Pricer().price, settle_s=0, rescan_s=0)
+    tailer = build_tailer(settings, store, Shard(), settle_s=0, rescan_s=0)
     try:
         tailer.run(threading.Event(), once=True)
         tailer.poll_once()  # a rescan: the steps are never "missing" calls
     finally:
-        analyzer.close()
+        tailer.analyzer.close()
     rows = store.query("SELECT SpanId, Operation FROM llm_calls FINAL ORDER BY SpanId").result_rows
     assert rows == sorted((r.span_id, r.operation) for r in normalized_rows("agent-traces"))

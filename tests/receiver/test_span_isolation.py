@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from llmrel.receiver import content
+from llmrel import content_policy as content
 from tests.otlp_builders import chat_span, request
 from tests.receiver.conftest import export_raw
 

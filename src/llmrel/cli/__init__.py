@@ -17,12 +17,13 @@ def _register_optional() -> None:
     """Areas that live in other product folders register themselves when present."""
     from llmrel.actions import cli as actions_cli
     from llmrel.analyzers import cli as analyzers_cli
-    from llmrel.cli import demo
+    from llmrel.cli import analyze, demo
     from llmrel.grafana import cli as grafana_cli
     from llmrel.intel import cli as intel_cli
 
     demo.register(app)
     analyzers_cli.register(app)
+    analyze.register(app)
     actions_cli.register(app)
     grafana_cli.register(app)
     intel_cli.register(app)

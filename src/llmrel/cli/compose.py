@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from llmrel.actions.runtime import Actions
 from llmrel.analyzers.runtime import Analyzer
+from llmrel.analyzers.tail import Shard, Tailer
+from llmrel.calls_ingest import CallIngest, StoredSpanCalls
 from llmrel.config import Settings
 from llmrel.intel.runtime import Intel
 from llmrel.model import LlmCall
@@ -59,3 +61,17 @@ class ServeParts:
 def build_receiver(settings: Settings, *, client_factory: Callable[[], Client] | None = None) -> Receiver:
     """The whole `llmrel serve`: ingest plus everything that acts on what it stores."""
     return Receiver(settings, client_factory=client_factory, extension=ServeParts)
+
+
+def build_tailer(settings: Settings, client: Client, shard: Shard | None = None, **kwargs: Any) -> Tailer:
+    """`llmrel analyze`: the analyzers' tailer of `shard`, its spans turned into calls and stored by the same
+    adapter the receiver uses (content policy, normalization, pricing, the one `llm_calls` writer).
+
+    Raises:
+        RuleFileError: the rule files are invalid.
+        PriceFileError: the price file is invalid.
+    """
+    shard = shard or Shard()
+    analyzer = Analyzer.from_settings(settings, client, analyzer_id=shard.analyzer_id)
+    ingest = StoredSpanCalls(client, CallIngest.from_settings(settings))
+    return Tailer(client, analyzer, ingest=ingest, shard=shard, **{"lateness_s": settings.lateness_s, **kwargs})

@@ -1,10 +1,8 @@
-"""`llmrel analyze`, `llmrel findings`, `llmrel rules check|test`."""
+"""`llmrel findings`, `llmrel rules check|test` (`llmrel analyze` is composed in `llmrel.cli.analyze`)."""
 
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,44 +43,6 @@ def _print_problems(problems: list[str]) -> None:
     err_console.print(f"[bold red]{len(problems)} problem(s):[/]")
     for problem in problems:
         err_console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-
-
-def analyze(
-    shard: Annotated[str, typer.Option(help="This analyzer's share i/N of the streams")] = "0/1",
-    once: Annotated[bool, typer.Option("--once", help="Catch up with the store, then exit")] = False,
-    rules_file: Annotated[Path | None, typer.Option("--rules", help="User rule file [env LLMREL_RULES_FILE]")] = None,
-    interval: Annotated[float, typer.Option(help="Seconds between polls when caught up")] = 1.0,
-    clickhouse_url: StoreOpt = None,
-) -> None:
-    """Tail otel_traces (any writer), normalize new LLM spans into llm_calls, analyze them, write findings."""
-    from llmrel.analyzers.ruleset import RuleFileError
-    from llmrel.analyzers.runtime import Analyzer
-    from llmrel.analyzers.tail import Shard, Tailer, default_normalizer, default_pricer
-    from llmrel.logging import configure_logging
-    from llmrel.store import connect, migrate
-
-    try:
-        share = Shard.parse(shard)
-    except ValueError as exc:
-        err_console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
-    settings = _settings(clickhouse_url=clickhouse_url, rules_file=rules_file)
-    configure_logging(settings.log_level, settings.log_format)
-    client = connect(settings)
-    migrate(client, settings)
-    try:
-        analyzer = Analyzer.from_settings(settings, client, analyzer_id=share.analyzer_id)
-    except RuleFileError as exc:
-        _print_problems(exc.problems)
-        raise typer.Exit(2) from None
-    tailer = Tailer(client, analyzer, shard=share, normalize=default_normalizer(), price=default_pricer(settings),
-                    lateness_s=settings.lateness_s)
-    stop = threading.Event()
-    if not once:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-    tailer.run(stop, once=once, interval_s=interval)
-    analyzer.close()
 
 
 def findings(
@@ -179,6 +139,5 @@ def rules_test(
 
 def register(app: typer.Typer) -> None:
     """Add the analyzer commands to the `llmrel` app."""
-    app.command("analyze")(analyze)
     app.command("findings")(findings)
     app.add_typer(rules_app, name="rules")

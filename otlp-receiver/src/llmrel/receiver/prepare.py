@@ -1,7 +1,8 @@
-"""Request bytes -> rows ready to insert: parse, decode, content policy, normalize, price, and
-encode both tables' rows in ClickHouse's Native format. Pure CPU work with no I/O, so it can run
-in worker processes (`llmrel.receiver.workers`) and use every core, leaving the process that owns
-the store to insert bytes, acknowledge and analyze.
+"""Request bytes -> rows ready to insert: parse, decode, then the one span -> call adapter
+(`llmrel.calls_ingest`: content policy, normalize, price), and both tables' rows encoded in
+ClickHouse's Native format. Pure CPU work with no I/O, so it can run in worker processes
+(`llmrel.receiver.workers`) and use every core, leaving the process that owns the store to insert
+bytes, acknowledge and analyze.
 
 A failure confined to one span (the content policy raising, a value the encoder refuses) rejects
 that span alone through partial success; the rest of the request is stored.
@@ -9,21 +10,18 @@ that span alone through partial success; the rest of the request is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import structlog
 from clickhouse_connect.datatypes.registry import get_from_name
-from clickhouse_connect.driver.insert import InsertContext
-from clickhouse_connect.driver.transform import NativeTransform
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord
-from llmrel.receiver.content import content_transform
+from llmrel.calls_ingest import CallIngest
+from llmrel.model import SPAN_COLUMNS, LlmCall, SpanRecord
+from llmrel.native_rows import encode_each
 from llmrel.receiver.decode import (
     Rejections,
     RequestTooLarge,
@@ -33,8 +31,6 @@ from llmrel.receiver.decode import (
     parse_protobuf_request,
 )
 from llmrel.receiver.partitions import day_function, split_by_day
-
-log = structlog.get_logger(__name__)
 
 _MIB = 1024 * 1024
 
@@ -87,41 +83,11 @@ class PrepareConfig:
     max_decoded_bytes: int = 512 * _MIB
 
 
-def _encode(table: str, columns: Sequence[str], types: Sequence[Any], rows: Sequence[tuple]) -> bytes:
-    if not rows:
-        return b""
-    context = InsertContext(table, list(columns), list(types), data=rows)
-    encoded = b"".join(NativeTransform.build_insert(context))
-    return encoded[encoded.index(b"\n") + 1:]  # drop the "INSERT ... FORMAT Native" line of the first block
-
-
-def _encode_each(table: str, columns: Sequence[str], types: Sequence[Any],
-                 rows: Sequence[tuple]) -> tuple[bytes, list[int]]:
-    """Encode `rows`; rows the encoder refuses are left out and their indexes returned."""
-    try:
-        return _encode(table, columns, types, rows), []
-    except Exception:  # find the culprits: rare, so row by row is fine
-        bad = []
-        for i, row in enumerate(rows):
-            try:
-                _encode(table, columns, types, [row])
-            except Exception:
-                bad.append(i)
-        refused = set(bad)
-        return _encode(table, columns, types, [r for i, r in enumerate(rows) if i not in refused]), bad
-
-
 class Preparer:
     """Turns request bodies into `Prepared` rows with one configuration."""
 
     def __init__(self, config: PrepareConfig) -> None:
-        from llmrel.normalize import normalize_span
-        from llmrel.price_file import load_price_file
-        from llmrel.pricing import Pricer
-
-        self._normalize: Callable[[SpanRecord], LlmCall | None] = normalize_span
-        self._price = Pricer(load_price_file(config.prices_file) if config.prices_file else None).price
-        self._span_transform = content_transform(config.content_policy)
+        self._ingest = CallIngest(config.content_policy, config.prices_file)
         self._span_types = [get_from_name(t) for t in config.span_types]
         self._call_types = [get_from_name(t) for t in config.call_types]
         self._day_of = day_function(config.timezone)
@@ -152,7 +118,7 @@ class Preparer:
         return self._prepared(spans, Rejections())
 
     def _prepared(self, spans: list[SpanRecord], rejections: Rejections) -> Prepared:
-        spans = self._apply_content_policy(spans, rejections)
+        spans = self._ingest.apply_content_policy(spans, rejections.span)
         blocks, calls, failures = [], [], 0
         for days, block_spans in split_by_day(spans, _start, self._day_of, self._max_partitions):
             block, block_calls, block_failures = self._encode_block(days, block_spans, rejections)
@@ -173,56 +139,17 @@ class Preparer:
         self.prepare(ExportTraceServiceRequest(resource_spans=[ResourceSpans(
             scope_spans=[ScopeSpans(spans=[span])])]).SerializeToString(), False)
 
-    def _apply_content_policy(self, spans: list[SpanRecord], rejections: Rejections) -> list[SpanRecord]:
-        """The content policy on every span; a span it fails on is rejected rather than stored unredacted."""
-        transform = self._span_transform
-        if transform is None:
-            return spans
-        kept, first_failure = [], None
-        for span in spans:
-            try:
-                kept.append(transform(span))
-            except Exception as exc:
-                rejections.span(span.span_name, f"content policy failed: {type(exc).__name__}")
-                first_failure = first_failure or (span, exc)
-        if first_failure is not None:
-            span, exc = first_failure
-            log.warning("content_policy_failed", spans=len(spans) - len(kept), trace_id=span.trace_id,
-                        span_id=span.span_id, error=repr(exc)[:200])
-        return kept
-
     def _encode_block(self, days: frozenset[int], spans: list[SpanRecord],
                       rejections: Rejections) -> tuple[RowBlock, list[LlmCall], int]:
-        spans_native, bad = _encode_each("otel_traces", SPAN_COLUMNS, self._span_types, spans)
+        spans_native, bad = encode_each("otel_traces", SPAN_COLUMNS, self._span_types, spans)
         if bad:
             for i in bad:
                 rejections.span(spans[i].span_name, "a value cannot be stored")
             refused = set(bad)
             spans = [s for i, s in enumerate(spans) if i not in refused]
-        calls, failures = self._calls(spans)
-        calls_native, bad_calls = _encode_each("llm_calls", LLM_CALL_COLUMNS, self._call_types, calls)
-        if bad_calls:
-            log.warning("llm_call_not_encodable", calls=len(bad_calls), span_id=calls[bad_calls[0]].span_id)
-            refused = set(bad_calls)
-            calls = [c for i, c in enumerate(calls) if i not in refused]
-        return RowBlock(days, spans_native, calls_native, len(spans)), calls, failures + len(bad_calls)
-
-    def _calls(self, spans: list[SpanRecord]) -> tuple[list[LlmCall], int]:
-        """Normalized, priced calls of the LLM spans; a span whose normalization fails is stored without one."""
-        calls, failures, first_failure = [], 0, None
-        for span in spans:
-            try:
-                call = self._normalize(span)
-                if call is not None:
-                    calls.append(self._price(call))
-            except Exception as exc:
-                failures += 1
-                first_failure = first_failure or (span, exc)
-        if first_failure is not None:
-            span, exc = first_failure
-            log.error("normalize_failed", spans=failures, trace_id=span.trace_id, span_id=span.span_id,
-                      exc_info=exc)
-        return calls, failures
+        calls, failures = self._ingest.calls(spans)
+        calls_native, calls, refused_calls = self._ingest.encode(calls, self._call_types)
+        return RowBlock(days, spans_native, calls_native, len(spans)), calls, failures + refused_calls
 
 
 def _start(span: SpanRecord) -> int:

@@ -30,7 +30,8 @@ import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS
+from llmrel.calls_ingest import insert_encoded
+from llmrel.model import SPAN_COLUMNS
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import Prepared, RowBlock
 from llmrel.receiver.storehealth import StoreHealth
@@ -207,7 +208,7 @@ class BatchWriter:
     def _insert_blocks(self, blocks: list[RowBlock]) -> None:
         """One insert per table of `blocks` (which fit in one insert's partitions)."""
         self._health.before_commit()
-        self._insert("llm_calls", LLM_CALL_COLUMNS, [b.calls_native for b in blocks])
+        insert_encoded(self._client, [b.calls_native for b in blocks])
         self._insert("otel_traces", SPAN_COLUMNS, [b.spans_native for b in blocks])
 
     def _write(self, batch: list[_Pending]) -> None:

@@ -18,7 +18,7 @@ from llmrel.receiver.clickhouse_http.engine import Engine, Result, quote_identif
 from llmrel.receiver.clickhouse_http.errors import ClickHouseError
 from llmrel.receiver.clickhouse_http.policy import ADMIN, WRITER, role_name
 from llmrel.receiver.clickhouse_http.sqltext import InsertHead
-from llmrel.span_rows import SELECT_SPANS, row_to_span
+from llmrel.span_rows import SELECT_SPANS, span_reader
 
 SPANS_TABLE = "otel_traces"
 # (stored spans, rejected spans) or a ClickHouseError describing why nothing was stored
@@ -52,10 +52,12 @@ def _insert_spans(engine: Engine, head: InsertHead, data: Path, database: str, s
         columns = f" {head.columns}" if head.columns else ""
         parsed = run(f"INSERT INTO {staging}{columns} FROM INFILE {quote_string(str(data))} FORMAT {head.format}",
                      "TabSeparated", database=database, settings=settings, params={}, readonly=False)
-        rows = run(f"SELECT {SELECT_SPANS} FROM {staging}", "JSONCompactEachRow", database=database,
+        rows = run(f"SELECT {SELECT_SPANS} FROM {staging}", "JSONCompactEachRowWithNames", database=database,
                    settings={"output_format_json_quote_64bit_integers": "0",
                              "output_format_json_validate_utf8": "1"}, params={}, readonly=True)
-        spans = [row_to_span(json.loads(line)) for line in rows.body.splitlines() if line]
+        lines = [line for line in rows.body.splitlines() if line]
+        read = span_reader(json.loads(lines[0])) if lines else None
+        spans = [read(json.loads(line)) for line in lines[1:]] if read else []
         stored = sink(spans)
         return Result(b"", parsed.read_rows, parsed.read_bytes, stored, parsed.read_bytes, parsed.elapsed_ns)
     finally:

@@ -1,7 +1,10 @@
 """Server-side content policy (`LLMREL_CONTENT_POLICY`): `full` stores prompts and completions
 as received, `redacted` strips secrets and PII with the one rule set of `llmrel_core.redaction`
-(the app-side exporter and `no_pii` use it too) and the app-side package's content keys,
+(the app-side exporter and `no_pii` use it too) from the values under the core's content keys,
 `off` stores no content at all (neither in `llm_calls` nor in `otel_traces` span attributes).
+
+Applied by the one span -> call adapter (`llmrel.calls_ingest`): to every span the receiver stores,
+and to the span of every call `llmrel analyze` derives from spans another writer stored.
 """
 
 from __future__ import annotations
