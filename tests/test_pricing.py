@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from genai_prices import Usage, calc_price
 
+from llmrel.calls_ingest import reprice
 from llmrel.model import LLM_CALL_COLUMNS, LlmCall
 from llmrel.price_file import PriceFileError, load_price_file, parse_price_file
-from llmrel.pricing import PRICING_WARNING_ATTRIBUTE, Pricer, reprice
+from llmrel.pricing import PRICING_WARNING_ATTRIBUTE, Pricer
 
 DAY_NS = 86_400 * 10**9
 JUNE_2026_NS = int(datetime(2026, 6, 1, 12, tzinfo=UTC).timestamp()) * 10**9

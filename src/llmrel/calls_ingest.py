@@ -3,12 +3,14 @@
 Spans received over OTLP (the receiver's `prepare` and `writer`) and spans another writer stored in
 `otel_traces` (`llmrel analyze`) take the same steps: the content policy (`llmrel.content_policy`),
 normalization (`llmrel.normalize`), pricing (`llmrel.pricing`), rows in `LLM_CALL_COLUMNS` order,
-and the insert. No other module inserts into `llm_calls` (tests/architecture/test_one_writer.py).
+and the insert. Repricing stored calls (`reprice`) rewrites them here too. No other module inserts
+into `llm_calls` (tests/architecture/test_one_writer.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import structlog
 from clickhouse_connect.driver.client import Client
 
 from llmrel.content_policy import content_transform
-from llmrel.model import LLM_CALL_COLUMNS, LlmCall, SpanRecord
+from llmrel.model import LLM_CALL_COLUMNS, LlmCall, SpanRecord, call_from_columns
 from llmrel.native_rows import encode_each
 from llmrel.normalize import normalize_span
 from llmrel.price_file import load_price_file
@@ -66,9 +68,9 @@ class CallIngest:
                 reject(span.span_name, f"content policy failed: {type(exc).__name__}")
                 first_failure = first_failure or (span, exc)
         if first_failure is not None:
-            span, exc = first_failure
-            log.warning("content_policy_failed", spans=len(spans) - len(kept), trace_id=span.trace_id,
-                        span_id=span.span_id, error=repr(exc)[:200])
+            failed, error = first_failure
+            log.warning("content_policy_failed", spans=len(spans) - len(kept), trace_id=failed.trace_id,
+                        span_id=failed.span_id, error=repr(error)[:200])
         return kept
 
     def calls(self, spans: Sequence[SpanRecord]) -> tuple[list[LlmCall], int]:
@@ -84,9 +86,9 @@ class CallIngest:
                 failures += 1
                 first_failure = first_failure or (span, exc)
         if first_failure is not None:
-            span, exc = first_failure
-            log.error("normalize_failed", spans=failures, trace_id=span.trace_id, span_id=span.span_id,
-                      exc_info=exc)
+            failed, error = first_failure
+            log.error("normalize_failed", spans=failures, trace_id=failed.trace_id, span_id=failed.span_id,
+                      exc_info=error)
         return calls, failures
 
     def stored_calls(self, spans: Sequence[SpanRecord],
@@ -111,9 +113,9 @@ class CallIngest:
                 failures += 1
                 first_failure = first_failure or (span, exc)
         if first_failure is not None:
-            span, exc = first_failure
-            log.error("stored_span_not_ingested", spans=failures, trace_id=span.trace_id, span_id=span.span_id,
-                      exc_info=exc)
+            failed, error = first_failure
+            log.error("stored_span_not_ingested", spans=failures, trace_id=failed.trace_id,
+                      span_id=failed.span_id, exc_info=error)
         return calls
 
     @staticmethod
@@ -162,3 +164,65 @@ class StoredSpanCalls:
         """One insert of `calls` (a no-op for none); the caller leaves out those `stored` found."""
         if calls:
             self._client.insert(CALLS_TABLE, list(calls), column_names=list(LLM_CALL_COLUMNS))
+
+
+def reprice(client: Client, pricer: Pricer, since_ns: int, until_ns: int | None = None) -> int:
+    """Recompute the cost of stored `llm_calls` with `since_ns <= Timestamp < until_ns`.
+
+    `llm_calls` is a ReplacingMergeTree on `IngestedAt`, so a changed row is re-inserted with a
+    newer `IngestedAt` and replaces the old one at merge time. Each touched daily partition is
+    then merged with `OPTIMIZE ... FINAL`, so queries without `FINAL` (the dashboards') see only
+    the new costs right away: repricing is an occasional admin task, and rewriting the touched
+    days is an acceptable price for that. Rows are read one hour at a time to bound memory.
+
+    Returns:
+        Number of rows whose cost or cost status changed.
+    """
+    window = "Timestamp >= fromUnixTimestamp64Nano(toInt64(%(since)s))"
+    params: dict[str, object] = {"since": since_ns}
+    if until_ns is not None:
+        window += " AND Timestamp < fromUnixTimestamp64Nano(toInt64(%(until)s))"
+        params["until"] = until_ns
+    hours = client.query(
+        f"SELECT _partition_id, toUnixTimestamp(toStartOfHour(Timestamp)) AS hour FROM llm_calls "
+        f"WHERE {window} GROUP BY _partition_id, hour ORDER BY hour", parameters=params).result_rows
+    select = ", ".join(_READ_EXPRESSIONS)
+    touched: set[str] = set()
+    changed_total = 0
+    for partition, hour in hours:
+        rows = client.query(
+            f"SELECT {select}, toUnixTimestamp64Milli(IngestedAt) AS IngestedAtMs FROM llm_calls FINAL "
+            f"WHERE _partition_id = %(partition)s AND toUnixTimestamp(toStartOfHour(Timestamp)) = %(hour)s "
+            f"AND {window}",
+            parameters={**params, "partition": partition, "hour": hour}).named_results()
+        changed = _repriced_rows(pricer, rows)
+        if changed:
+            client.insert(CALLS_TABLE, changed, column_names=[*LLM_CALL_COLUMNS, "IngestedAt"])
+            touched.add(partition)
+            changed_total += len(changed)
+    for partition in sorted(touched):
+        client.command(f"OPTIMIZE TABLE llm_calls PARTITION ID '{_partition_literal(partition)}' FINAL")
+    return changed_total
+
+
+def _repriced_rows(pricer: Pricer, rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Rows (`llm_calls` columns + `IngestedAtMs`) whose cost changes, with a newer `IngestedAt`."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    changed = []
+    for row in rows:
+        call = call_from_columns({**row, "Timestamp": row["TimestampNs"]})
+        repriced = pricer.price(call)
+        if (repriced.cost_usd, repriced.cost_status) != (call.cost_usd, call.cost_status):
+            ingested_ms = max(now_ms, row["IngestedAtMs"] + 1)
+            changed.append((*repriced, datetime.fromtimestamp(ingested_ms / 1000, UTC)))
+    return changed
+
+
+_READ_EXPRESSIONS = tuple("toUnixTimestamp64Nano(Timestamp) AS TimestampNs" if c == "Timestamp" else f"`{c}`"
+                          for c in LLM_CALL_COLUMNS)
+
+
+def _partition_literal(partition: str) -> str:
+    if not partition.replace("-", "").isalnum():
+        raise ValueError(f"unexpected partition id {partition!r}")
+    return partition

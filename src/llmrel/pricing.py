@@ -11,22 +11,19 @@ the result is exactly what `genai_prices.calc_price` returns.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from genai_prices import Usage
 from genai_prices.data_snapshot import DataSnapshot, get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
 
-from llmrel.model import LLM_CALL_COLUMNS, LlmCall, call_from_columns
+from llmrel.model import LlmCall
 from llmrel.price_file import PriceFile, load_price_file
 
 if TYPE_CHECKING:
-    from clickhouse_connect.driver.client import Client
-
     from llmrel.config import Settings
 
 PRICED = "priced"
@@ -232,65 +229,3 @@ def _untiered(price: ModelPrice, starts: list[int], tier: int) -> ModelPrice:
             value = next((t.price for t in reversed(value.tiers) if input_tokens > t.start), value.base)
         resolved[name] = value
     return ModelPrice(**resolved)  # type: ignore[arg-type]
-
-
-def reprice(client: Client, pricer: Pricer, since_ns: int, until_ns: int | None = None) -> int:
-    """Recompute the cost of stored `llm_calls` with `since_ns <= Timestamp < until_ns`.
-
-    `llm_calls` is a ReplacingMergeTree on `IngestedAt`, so a changed row is re-inserted with a
-    newer `IngestedAt` and replaces the old one at merge time. Each touched daily partition is
-    then merged with `OPTIMIZE ... FINAL`, so queries without `FINAL` (the dashboards') see only
-    the new costs right away: repricing is an occasional admin task, and rewriting the touched
-    days is an acceptable price for that. Rows are read one hour at a time to bound memory.
-
-    Returns:
-        Number of rows whose cost or cost status changed.
-    """
-    window = "Timestamp >= fromUnixTimestamp64Nano(toInt64(%(since)s))"
-    params: dict[str, object] = {"since": since_ns}
-    if until_ns is not None:
-        window += " AND Timestamp < fromUnixTimestamp64Nano(toInt64(%(until)s))"
-        params["until"] = until_ns
-    hours = client.query(
-        f"SELECT _partition_id, toUnixTimestamp(toStartOfHour(Timestamp)) AS hour FROM llm_calls "
-        f"WHERE {window} GROUP BY _partition_id, hour ORDER BY hour", parameters=params).result_rows
-    select = ", ".join(_READ_EXPRESSIONS)
-    touched: set[str] = set()
-    changed_total = 0
-    for partition, hour in hours:
-        rows = client.query(
-            f"SELECT {select}, toUnixTimestamp64Milli(IngestedAt) AS IngestedAtMs FROM llm_calls FINAL "
-            f"WHERE _partition_id = %(partition)s AND toUnixTimestamp(toStartOfHour(Timestamp)) = %(hour)s "
-            f"AND {window}",
-            parameters={**params, "partition": partition, "hour": hour}).named_results()
-        changed = _repriced_rows(pricer, rows)
-        if changed:
-            client.insert("llm_calls", changed, column_names=[*LLM_CALL_COLUMNS, "IngestedAt"])
-            touched.add(partition)
-            changed_total += len(changed)
-    for partition in sorted(touched):
-        client.command(f"OPTIMIZE TABLE llm_calls PARTITION ID '{_partition_literal(partition)}' FINAL")
-    return changed_total
-
-
-def _repriced_rows(pricer: Pricer, rows: Iterable[dict[str, Any]]) -> list[tuple]:
-    """Rows (`llm_calls` columns + `IngestedAtMs`) whose cost changes, with a newer `IngestedAt`."""
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    changed = []
-    for row in rows:
-        call = call_from_columns({**row, "Timestamp": row["TimestampNs"]})
-        repriced = pricer.price(call)
-        if (repriced.cost_usd, repriced.cost_status) != (call.cost_usd, call.cost_status):
-            ingested_ms = max(now_ms, row["IngestedAtMs"] + 1)
-            changed.append((*repriced, datetime.fromtimestamp(ingested_ms / 1000, UTC)))
-    return changed
-
-
-_READ_EXPRESSIONS = tuple("toUnixTimestamp64Nano(Timestamp) AS TimestampNs" if c == "Timestamp" else f"`{c}`"
-                          for c in LLM_CALL_COLUMNS)
-
-
-def _partition_literal(partition: str) -> str:
-    if not partition.replace("-", "").isalnum():
-        raise ValueError(f"unexpected partition id {partition!r}")
-    return partition

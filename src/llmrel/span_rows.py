@@ -16,8 +16,9 @@ from llmrel.model import SPAN_COLUMNS, SpanRecord
 _EXPRESSIONS = {"Timestamp": "toUnixTimestamp64Nano(Timestamp)",
                 "Events.Timestamp": "arrayMap(t -> toUnixTimestamp64Nano(t), `Events.Timestamp`)"}
 
-SELECT_SPANS = ", ".join(f"{_EXPRESSIONS.get(column, f'`{column}`')} AS {field}"
-                         for column, field in zip(SPAN_COLUMNS, SpanRecord._fields, strict=True))
+SELECT_ITEMS: tuple[str, ...] = tuple(f"{_EXPRESSIONS.get(column, f'`{column}`')} AS {field}"
+                                      for column, field in zip(SPAN_COLUMNS, SpanRecord._fields, strict=True))
+SELECT_SPANS = ", ".join(SELECT_ITEMS)
 
 _FIELDS = SpanRecord._fields
 _INTS = tuple(_FIELDS.index(f) for f in ("timestamp_ns", "duration_ns"))

@@ -164,8 +164,8 @@ def reprice(
     clickhouse_url: StoreOpt = None,
 ) -> None:
     """Recompute stored costs (after a price change or a new price/alias file)."""
+    from llmrel.calls_ingest import reprice as reprice_rows
     from llmrel.pricing import Pricer
-    from llmrel.pricing import reprice as reprice_rows
     from llmrel.report import parse_since
     from llmrel.store import connect
 
