@@ -9,6 +9,7 @@ names the query returned, never by position.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from llmrel.model import SPAN_COLUMNS, SpanRecord
@@ -40,10 +41,10 @@ def span_reader(column_names: Sequence[str]) -> SpanReader:
     missing = [f for f in _FIELDS if f not in names]
     if missing:
         raise ValueError(f"span rows lack the columns {missing}")
-    index = [names.index(f) for f in _FIELDS]
+    pick = itemgetter(*(names.index(f) for f in _FIELDS))
 
     def read(row: Sequence[Any]) -> SpanRecord:
-        values = [row[i] for i in index]
+        values = list(pick(row))
         for i in _INTS:
             values[i] = int(values[i])
         for i in _INT_LISTS:
