@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 from llmrel.analyzers.callfields import empty_call
-from llmrel.analyzers.findings import Finding
-from llmrel.analyzers.sink import write_findings
 from llmrel.config import load_settings
+from llmrel.findings import Finding, write_findings
 from llmrel.intel.content_drift import ContentDriftMonitor
 from llmrel.intel.explain import explain
 from llmrel.intel.simulate import answer

@@ -18,8 +18,7 @@ import pytest
 
 from llmrel.actions.gate import GateConfig, VersionSample, judge
 from llmrel.analyzers.callfields import empty_call
-from llmrel.analyzers.findings import Finding
-from llmrel.analyzers.sink import write_findings
+from llmrel.findings import Finding, write_findings
 from llmrel.model import LLM_CALL_COLUMNS
 from llmrel.receiver.server import Receiver
 

@@ -10,10 +10,9 @@ import pytest
 
 from llmrel.analyzers.drift import METRICS
 from llmrel.analyzers.engine import Engine
-from llmrel.analyzers.findings import FINDING_COLUMNS
-from llmrel.analyzers.ruleaction import BreakerAction
 from llmrel.analyzers.ruleset import RuleFileError
 from llmrel.analyzers.runtime import Analyzer
+from llmrel.findings import FINDING_COLUMNS, BreakerAction
 
 from .helpers import make_call, ruleset_from
 

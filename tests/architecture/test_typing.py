@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 STRICT = ["core/src/llmrel_core", "src/llmrel/model.py", "src/llmrel/durations.py", "src/llmrel/seams.py",
           "src/llmrel/calls_ingest.py", "src/llmrel/content_policy.py", "src/llmrel/native_rows.py",
-          "src/llmrel/span_rows.py"]
+          "src/llmrel/span_rows.py", "src/llmrel/findings.py", "src/llmrel/call_traits.py"]
 
 
 def test_core_is_strictly_typed():

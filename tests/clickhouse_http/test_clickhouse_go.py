@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from llmrel.actions.store import write_transitions
-from llmrel.analyzers.findings import FINDING_COLUMNS
+from llmrel.findings import FINDING_COLUMNS
 from llmrel.grafana.provisioning import build_bundle
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS
 from llmrel.store import database_name

@@ -19,8 +19,8 @@ from clickhouse_connect.driver.client import Client
 
 from llmrel.actions.machine import State, Transition
 from llmrel.actions.store import write_transitions
-from llmrel.analyzers.findings import FINDING_COLUMNS, Finding, finding_id
 from llmrel.config import load_settings
+from llmrel.findings import FINDING_COLUMNS, Finding, finding_id
 from llmrel.grafana.provisioning import Bundle, build_bundle
 from llmrel.grafana.query import DATASOURCE_TYPE
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, LlmCall, SpanRecord

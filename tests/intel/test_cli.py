@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from llmrel.analyzers.sink import write_findings
 from llmrel.cli import app
+from llmrel.findings import write_findings
 from tests.intel.helpers import insert_calls, make_call
 from tests.intel.test_explain import PROMPT_KEY, _calls, _violations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from llmrel.analyzers.sink import write_findings
+from llmrel.findings import write_findings
 from llmrel.intel.content_drift import METRIC, ContentDriftConfig, ContentDriftMonitor
 from llmrel.intel.simulate import answer
 from tests.intel.helpers import T0, make_call

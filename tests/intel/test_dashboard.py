@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmrel.analyzers.sink import write_findings
+from llmrel.findings import write_findings
 from llmrel.grafana.provisioning import build_bundle
 from llmrel.intel.explain import explain_and_store
 from tests.grafana.conftest import dashboard_queries

@@ -6,8 +6,7 @@ import random
 
 import pytest
 
-from llmrel.analyzers.findings import Finding, finding_id
-from llmrel.analyzers.sink import write_findings
+from llmrel.findings import Finding, finding_id, write_findings
 from llmrel.intel.explain import (
     FindingNotFoundError,
     explain,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import socket
 
-from llmrel.analyzers.sink import write_findings
 from llmrel.demo import Simulator, SimulatorConfig
+from llmrel.findings import write_findings
 from llmrel.intel.explain import explain_and_store, stored_explanation
 from llmrel.intel.narrative import Narrator
 from tests.intel.helpers import insert_calls

@@ -22,9 +22,10 @@ from typing import Any
 import jsonschema
 from simpleeval import EvalWithCompoundTypes
 
-from llmrel.analyzers.callfields import NUMBER_FIELDS, STATUS_ERROR, empty_call, expression_names, is_refusal
+from llmrel.analyzers.callfields import NUMBER_FIELDS, STATUS_ERROR, empty_call, expression_names
 from llmrel.analyzers.pii import compile_scanner
 from llmrel.analyzers.userregex import MAX_SCAN_CHARS, compile_user_regex
+from llmrel.call_traits import is_refusal
 from llmrel.model import LlmCall
 
 SKIP: Any = object()

@@ -18,13 +18,14 @@ from typing import Any
 import structlog
 
 from llmrel.analyzers import checkpoint
-from llmrel.analyzers.callfields import scope_values, stream_key
+from llmrel.analyzers.callfields import scope_values
 from llmrel.analyzers.checks import SKIP, CallFacts, Check, compile_check
 from llmrel.analyzers.drift import METRICS, DriftEvent
-from llmrel.analyzers.findings import Finding, finding_id
 from llmrel.analyzers.ruleset import PER_CALL_KINDS, Rule, RuleSet
 from llmrel.analyzers.stateful import Budget, TraceLimit, WindowRate
 from llmrel.analyzers.streams import ANY, StreamState, level_of, parent_keys
+from llmrel.call_traits import stream_key
+from llmrel.findings import Finding, finding_id
 from llmrel.model import LlmCall
 
 log = structlog.get_logger(__name__)

@@ -14,8 +14,8 @@ import polars as pl
 from clickhouse_connect.driver.client import Client
 
 from llmrel.analyzers.engine import Engine
-from llmrel.analyzers.findings import Finding
 from llmrel.analyzers.ruleset import RuleSet
+from llmrel.findings import Finding
 from llmrel.model import LLM_CALL_COLUMNS, LlmCall, call_from_columns
 
 _CHUNK = 50_000

@@ -19,43 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmrel.analyzers.ruleparams import as_duration
 from llmrel.analyzers.yamlmarks import MarkedDict
-from llmrel.breaker_scope import render_scope, template_problem
+from llmrel.breaker_scope import template_problem
+from llmrel.findings import DEFAULT_WITHIN_S, BreakerAction, Finding
 
-if TYPE_CHECKING:
-    from llmrel.analyzers.findings import Finding
-
-ATTR_BREAKER = "action.breaker"
-ATTR_TRIP_AFTER = "action.trip_after"
-ATTR_WITHIN_S = "action.within_s"
 _KEYS = ("breaker", "trip_after", "within")
-_DEFAULT_WITHIN_S = 60
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerAction:
-    """Trip breaker `breaker` after `trip_after` findings within `within_s` seconds.
-
-    `breaker` is a scope template in a rule; on a finding it is the concrete scope.
-    """
-
-    breaker: str
-    trip_after: int = 1
-    within_s: int = _DEFAULT_WITHIN_S
-
-    def attributes(self) -> dict[str, str]:
-        """How the action is stored with a finding (`llm_findings.Attributes`)."""
-        return {ATTR_BREAKER: self.breaker, ATTR_TRIP_AFTER: str(self.trip_after), ATTR_WITHIN_S: str(self.within_s)}
-
-    def resolve(self, finding: Finding) -> BreakerAction | None:
-        """This action for one finding: the template filled from the finding's keys (None if it cannot be)."""
-        scope = render_scope(self.breaker, {"service": finding.service_name, "operation": finding.operation,
-                                            "model": finding.model, "feature": finding.feature})
-        return dataclasses.replace(self, breaker=scope) if scope is not None else None
 
 
 def parse_action(raw: Any, line: int, report: Callable[[int, str], None]) -> BreakerAction | None:
@@ -77,7 +48,7 @@ def parse_action(raw: Any, line: int, report: Callable[[int, str], None]) -> Bre
     if not isinstance(trip_after, int) or isinstance(trip_after, bool) or trip_after < 1:
         report(raw.line_of("trip_after"), "action.trip_after must be an integer >= 1")
         ok = False
-    within, problem = as_duration(raw.get("within", f"{_DEFAULT_WITHIN_S}s"))
+    within, problem = as_duration(raw.get("within", f"{DEFAULT_WITHIN_S}s"))
     if problem:
         report(raw.line_of("within"), f"action.within {problem}")
         ok = False

@@ -21,7 +21,6 @@ from typing import Any
 from llmrel.analyzers.callfields import SCOPE_KEYS
 from llmrel.analyzers.checks import expression_problem, schema_problem
 from llmrel.analyzers.drift import METRICS, DriftConfig
-from llmrel.analyzers.findings import SEVERITIES
 from llmrel.analyzers.ruleaction import BreakerAction, parse_action
 from llmrel.analyzers.ruleparams import (
     PARAMS,
@@ -34,6 +33,7 @@ from llmrel.analyzers.ruleparams import (
 )
 from llmrel.analyzers.yamlmarks import MarkedDict, YamlSyntaxError, load_marked
 from llmrel.config import ConfigError
+from llmrel.findings import SEVERITIES
 
 PER_CALL_KINDS: tuple[str, ...] = (
     "json_valid", "json_schema", "regex", "no_pii", "not_empty", "no_refusal", "finish_reason", "bounds",

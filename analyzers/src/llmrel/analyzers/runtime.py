@@ -21,11 +21,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from llmrel.analyzers.checkpoint import CheckpointError
 from llmrel.analyzers.engine import Engine
-from llmrel.analyzers.findings import Finding
 from llmrel.analyzers.ruleaction import attach_actions
 from llmrel.analyzers.ruleset import load_ruleset
-from llmrel.analyzers.sink import Watermark, load_checkpoint, save_checkpoint, write_findings
+from llmrel.analyzers.sink import Watermark, load_checkpoint, save_checkpoint
 from llmrel.config import Settings
+from llmrel.findings import Finding, write_findings
 from llmrel.model import LlmCall
 
 log = structlog.get_logger(__name__)

@@ -1,4 +1,5 @@
-"""ClickHouse I/O of the analyzers: findings rows and state checkpoints (the edges; the engine stays pure).
+"""ClickHouse I/O of the analyzers' state checkpoints (the edges; the engine stays pure; findings are
+written with `llmrel.findings.write_findings`).
 
 A checkpoint is one insert into `llm_analyzer_state`: the engine row (`AnalyzerId` = the analyzer id,
 with the tailing watermark) and one row per drift stream changed since the last checkpoint
@@ -9,14 +10,11 @@ are stored together or not at all. Rows are JSON (`llmrel.analyzers.checkpoint`)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
-from llmrel.analyzers.findings import FINDING_COLUMNS, Finding
-
-FINDINGS_TABLE = "llm_findings"
 STATE_TABLE = "llm_analyzer_state"
 STATE_COLUMNS = ("AnalyzerId", "Version", "WatermarkTs", "WatermarkTraceId", "WatermarkSpanId", "State")
 _STREAM_INFIX = "/stream/"
@@ -39,12 +37,6 @@ class StoredCheckpoint:
     streams: list[str]
     watermark: Watermark
     version: int = 0
-
-
-def write_findings(client: Client, findings: Sequence[Finding]) -> None:
-    """One insert of all findings (a no-op for none)."""
-    if findings:
-        client.insert(FINDINGS_TABLE, [f.row() for f in findings], column_names=list(FINDING_COLUMNS))
 
 
 def save_checkpoint(client: Client, analyzer_id: str, engine_state: str, stream_rows: Iterable[tuple[str, str]],

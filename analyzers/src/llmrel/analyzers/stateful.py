@@ -14,10 +14,11 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from llmrel.analyzers.callfields import NUMBER_FIELDS, STATUS_ERROR, stream_model
+from llmrel.analyzers.callfields import NUMBER_FIELDS, STATUS_ERROR
 from llmrel.analyzers.checks import SKIP, Violation
-from llmrel.analyzers.findings import Finding, finding_id
 from llmrel.analyzers.ruleset import Rule
+from llmrel.call_traits import stream_model
+from llmrel.findings import Finding, finding_id
 from llmrel.model import LlmCall
 
 _NS = 1_000_000_000

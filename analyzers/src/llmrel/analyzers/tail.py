@@ -34,7 +34,8 @@ from clickhouse_connect.driver.client import Client
 
 from llmrel.analyzers.callfields import shard_of
 from llmrel.analyzers.runtime import Analyzer
-from llmrel.analyzers.sink import Watermark, write_findings
+from llmrel.analyzers.sink import Watermark
+from llmrel.findings import write_findings
 from llmrel.model import LlmCall, SpanRecord
 from llmrel.seams import StoredSpanIngest
 from llmrel.span_rows import SELECT_SPANS as _SELECT_SPANS

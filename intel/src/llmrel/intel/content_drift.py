@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 import numpy as np
 from river import feature_extraction, preprocessing
 
-from llmrel.analyzers.callfields import is_refusal, stream_key
-from llmrel.analyzers.findings import Finding, finding_id
+from llmrel.call_traits import is_refusal, stream_key
+from llmrel.findings import Finding, finding_id
 from llmrel.model import LlmCall
 
 REPRESENTATION = "hashed word 1-2-grams (river BagOfWords + FeatureHasher), permutation test on window means"

@@ -19,9 +19,8 @@ import structlog
 from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, Request
 
-from llmrel.analyzers.findings import Finding
-from llmrel.analyzers.sink import write_findings
 from llmrel.config import Settings
+from llmrel.findings import Finding, write_findings
 from llmrel.intel.content_drift import ContentDriftConfig, ContentDriftMonitor
 from llmrel.intel.explain import explain_and_store
 from llmrel.intel.narrative import Narrator

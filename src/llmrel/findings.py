@@ -5,16 +5,24 @@ violation, a per-trace limit crossed, a windowed rate or budget exceeded, or a d
 stream metric. The id is a hash of what identifies the conclusion (rule, keys, trace/span or
 window/onset), never of the detection time, so `llm_findings` (a ReplacingMergeTree ordered by
 that id) collapses the same finding written twice after a restart or a replay.
+
+Shared by every area that concludes about calls (the analyzers, the intelligence layer) and by what
+acts on findings: `write_findings` is how any of them stores one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from llmrel.analyzers.ruleaction import BreakerAction
+from llmrel.breaker_scope import render_scope
 from llmrel.model import LlmCall
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 Kind = Literal["invariant", "trace", "window", "budget", "drift"]
 Severity = Literal["info", "warning", "error", "critical"]
@@ -22,11 +30,18 @@ Severity = Literal["info", "warning", "error", "critical"]
 KINDS: tuple[str, ...] = ("invariant", "trace", "window", "budget", "drift")
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")
 
+FINDINGS_TABLE = "llm_findings"
 FINDING_COLUMNS: tuple[str, ...] = (
     "FindingId", "Kind", "RuleId", "Severity", "ServiceName", "Model", "Operation", "Feature", "Tenant",
     "Metric", "TraceId", "SpanId", "Observed", "Expected", "Message", "Calls", "CostUSD", "ImpactUSD",
     "Confidence", "EventTime", "DetectedAt", "Attributes",
 )
+
+
+ATTR_BREAKER = "action.breaker"
+ATTR_TRIP_AFTER = "action.trip_after"
+ATTR_WITHIN_S = "action.within_s"
+DEFAULT_WITHIN_S = 60
 
 
 def finding_id(*parts: object) -> str:
@@ -93,3 +108,32 @@ class Finding:
             impact_usd=impact_usd, confidence=None, event_time_ns=call.timestamp_ns,
             detected_at_ns=detected_at_ns, attributes=attributes or {},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerAction:
+    """Trip breaker `breaker` after `trip_after` findings within `within_s` seconds (a rule's `action:`,
+    parsed by `llmrel.analyzers.ruleaction`; acted on by the breaker controller, `llmrel.actions`).
+
+    `breaker` is a scope template in a rule; on a finding it is the concrete scope.
+    """
+
+    breaker: str
+    trip_after: int = 1
+    within_s: int = DEFAULT_WITHIN_S
+
+    def attributes(self) -> dict[str, str]:
+        """How the action is stored with a finding (`llm_findings.Attributes`)."""
+        return {ATTR_BREAKER: self.breaker, ATTR_TRIP_AFTER: str(self.trip_after), ATTR_WITHIN_S: str(self.within_s)}
+
+    def resolve(self, finding: Finding) -> BreakerAction | None:
+        """This action for one finding: the template filled from the finding's keys (None if it cannot be)."""
+        scope = render_scope(self.breaker, {"service": finding.service_name, "operation": finding.operation,
+                                            "model": finding.model, "feature": finding.feature})
+        return dataclasses.replace(self, breaker=scope) if scope is not None else None
+
+
+def write_findings(client: Client, findings: Sequence[Finding]) -> None:
+    """One insert of all findings (a no-op for none)."""
+    if findings:
+        client.insert(FINDINGS_TABLE, [f.row() for f in findings], column_names=list(FINDING_COLUMNS))
