@@ -14,6 +14,7 @@ import threading
 import pytest
 
 from llmrel import content_policy
+from llmrel.analyzers.tail import Shard
 from llmrel.cli.compose import build_tailer
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, SpanRecord
 from llmrel.receiver.prepare import PrepareConfig, Preparer
@@ -97,3 +98,20 @@ def test_a_stored_span_the_policy_fails_on_gives_no_call_and_the_tailer_moves_on
     assert [r[0] for r in store.query(CONTENT).result_rows] == [s.span_id for s in SPANS[:3]]
     tailer = build_tailer(redacted, store, settle_s=0)
     assert tailer.analyzer.watermark.span_id == f"{99:016x}"  # read past it, not stuck on it
+
+
+def test_shards_store_the_receivers_rows_between_them(store, settings):
+    """With `--shard i/N` each worker applies the policy to its own streams' calls only; together they store
+    every call once, each as the receiver would."""
+    spans = [_span(i, f"mail {SECRETS[0]} (#{i})") for i in range(12)]
+    spans = [s._replace(service_name=f"svc-{i % 4}") for i, s in enumerate(spans)]
+    redacted = settings.model_copy(update={"content_policy": "redacted"})
+    store.insert("otel_traces", spans, column_names=list(SPAN_COLUMNS))
+    seen = []
+    for index in range(2):
+        tailer = build_tailer(redacted, store, Shard(index, 2), settle_s=0)
+        tailer.run(threading.Event(), once=True)
+        tailer.analyzer.close()
+        seen.append(tailer.analyzer.engine.calls_seen)
+    assert sum(seen) == len(spans) and min(seen) > 0
+    assert store.query(CONTENT).result_rows == _received_calls(store, "redacted", spans)
