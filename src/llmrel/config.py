@@ -122,8 +122,10 @@ class Settings(BaseSettings):
                                                               "window tolerates")
     breaker_dry_run: list[str] = Field(default_factory=list,
                                        description="Scope globs whose transitions are recorded, not enforced")
-    breaker_lease_s: float = Field(default=15.0, gt=0, description="Leader lease of the breaker controller")
-    breaker_tick_s: float = Field(default=5.0, gt=0, le=60,
+    breaker_lease_s: float = Field(default=30.0, gt=0, description="Leader lease of the breaker controller (renewed "
+                                                                    "every third of it; a lapsed leader is replaced "
+                                                                    "after it)")
+    breaker_tick_s: float = Field(default=10.0, gt=0, le=60,
                                   description="How often the controller reads inputs other processes stored (their "
                                               "findings and signals; a follower: the leader's steps). Its own "
                                               "findings and signals, breaker deadlines and the lease wake it at once")

@@ -118,7 +118,7 @@ def test_controller_acts_at_once_on_its_inputs_and_deadlines_and_rests_between(m
                                 "breaker_lease_s": 60, "breaker_probe_window_s": 3.0})
     controller = receiver._extension.actions.controller
     send_calls(receiver, 3, error=True)
-    wait_until("open", lambda: state_of(receiver, SCOPE)["state"] == "open", 10)
+    wait_until("open", lambda: (state_of(receiver, SCOPE) or {}).get("state") == "open", 10)
     wait_until("half-open", lambda: state_of(receiver, SCOPE)["state"] == "half_open", 10)
     send_calls(receiver, 2)  # healthy probe calls inside the 3 s window
     wait_until("closed", lambda: state_of(receiver, SCOPE)["state"] == "closed", 15)

@@ -57,7 +57,7 @@ class BreakerController:
     `observe` (the analyzers' hook) and `notify` are thread-safe and never raise or block.
     """
 
-    def __init__(self, client: Client, breakers: BreakerSet, board: Board, lease: Lease, *, poll_s: float = 5.0,
+    def __init__(self, client: Client, breakers: BreakerSet, board: Board, lease: Lease, *, poll_s: float = 10.0,
                  probe_grace_s: float = 2.0, sinks: Sequence[TransitionSink] = (),
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.client = client

@@ -50,7 +50,7 @@ class _Claim:
 class Lease:
     """Leader election for one holder. Call `hold()` from one thread, once per controller tick."""
 
-    def __init__(self, client: Client, holder: str | None = None, lease_s: float = 15.0,
+    def __init__(self, client: Client, holder: str | None = None, lease_s: float = 30.0,
                  claim_window_s: float = 1.0, margin_s: float = 0.25,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.client = client
