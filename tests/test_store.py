@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS
-from llmrel.store import connect, load_migrations, migrate, schema_version, template_vars
+from llmrel.store import connect, engine_options, load_migrations, migrate, schema_version, template_vars
 
 
 def test_migrate_is_idempotent_and_versioned(settings):
@@ -37,3 +37,13 @@ def test_ttl_rendering(settings):
     values = template_vars(settings.model_copy(update={"traces_ttl_days": 0, "calls_ttl_days": 7}), "db")
     assert values["ttl_traces"] == ""
     assert values["ttl_calls"] == "TTL toDateTime(Timestamp) + toIntervalDay(7)"
+
+
+def test_the_embedded_engine_starts_with_small_host_settings(store, settings):
+    """Its own RSS sampled every 5 s, asynchronous metrics every minute, caches capped (its defaults: 100 ms, 1 s,
+    GiBs): what an idle `llmrel serve` would otherwise spend its CPU and memory on."""
+    rows = dict(store.query("SELECT name, value FROM system.server_settings WHERE name IN {names:Array(String)}",
+                            parameters={"names": list(engine_options(settings))}).result_rows)
+    assert rows == {name: str(value) for name, value in engine_options(settings).items()}
+    assert engine_options(settings.model_copy(update={"embedded_max_memory_mib": 900}))[
+        "max_server_memory_usage"] == 900 * 1024 * 1024

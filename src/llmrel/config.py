@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     traces_ttl_days: int = Field(default=30, ge=0, description="otel_traces retention; 0 keeps forever")
     calls_ttl_days: int = Field(default=180, ge=0, description="llm_calls retention; 0 keeps forever")
     findings_ttl_days: int = Field(default=365, ge=0, description="llm_findings retention; 0 keeps forever")
+    embedded_max_memory_mib: int = Field(default=0, ge=0,
+                                         description="Memory the embedded engine may allocate (its queries and "
+                                                     "inserts fail beyond it); 0 = its default, 90% of RAM")
     min_free_disk_mib: int = Field(default=256, ge=0,
                                    description="Free-space reserve of the store's volume: below it inserts are "
                                                "refused (retryable) and the embedded store pauses merges; 0 = off")
@@ -119,8 +122,13 @@ class Settings(BaseSettings):
                                                               "window tolerates")
     breaker_dry_run: list[str] = Field(default_factory=list,
                                        description="Scope globs whose transitions are recorded, not enforced")
-    breaker_lease_s: float = Field(default=15.0, gt=0, description="Leader lease of the breaker controller")
-    breaker_tick_s: float = Field(default=0.5, gt=0, le=10, description="Controller evaluation interval")
+    breaker_lease_s: float = Field(default=30.0, gt=0, description="Leader lease of the breaker controller (renewed "
+                                                                    "every third of it; a lapsed leader is replaced "
+                                                                    "after it)")
+    breaker_tick_s: float = Field(default=10.0, gt=0, le=60,
+                                  description="How often the controller reads inputs other processes stored (their "
+                                              "findings and signals; a follower: the leader's steps). Its own "
+                                              "findings and signals, breaker deadlines and the lease wake it at once")
     breaker_webhook_urls: list[str] = Field(default_factory=list,
                                             description="URLs that get a signed JSON POST per transition")
     breaker_webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key of outgoing webhooks")

@@ -48,6 +48,15 @@ class StoreInUseError(RuntimeError):
     """The embedded store is held by another process (one engine per store)."""
 
 
+_MIB = 1024 * 1024
+# Server settings of the embedded engine, for a small host; they take effect when the process first opens it.
+_ENGINE_OPTIONS = {
+    "memory_worker_period_ms": 5000,  # how often it samples its own RSS (default 100 ms: most of its idle CPU)
+    "asynchronous_metrics_update_period_s": 60,  # system.asynchronous_metrics, unused here (default every 1 s)
+    "mark_cache_size": 128 * _MIB,  # caches' caps (defaults: GiBs, sized by RAM); they fill only as queries read
+    "index_mark_cache_size": 64 * _MIB,
+    "primary_index_cache_size": 128 * _MIB,
+}
 _OPENED_HERE: set[str] = set()  # embedded stores this process opened (the engine stays for the process)
 _LOCK_FILE = "status"  # the engine holds an exclusive flock on it while the store is open
 
@@ -72,6 +81,13 @@ def _held_by_another_process(path: Path) -> bool:
 def _in_use_message(path: str) -> str:
     return (f"the embedded store at {path} is open in another process (a running `llmrel serve` without its "
             "ClickHouse HTTP interface?); stop it, or turn the interface on (LLMREL_CLICKHOUSE_HTTP_ENDPOINT)")
+
+
+def engine_options(settings: Settings) -> dict[str, int]:
+    """Server settings the embedded engine starts with (`chdb_options`)."""
+    limit = {"max_server_memory_usage": settings.embedded_max_memory_mib * _MIB} if settings.embedded_max_memory_mib \
+        else {}
+    return {**_ENGINE_OPTIONS, **limit}
 
 
 def _served_client(settings: Settings, db: str, **kwargs: object) -> Client | None:
@@ -110,7 +126,8 @@ def connect(settings: Settings, **kwargs: object) -> Client:
                 raise StoreInUseError(_in_use_message(path))
             return served
         try:
-            client = clickhouse_connect.get_client(dsn=f"chdb://{path}", **kwargs)
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}", chdb_options=engine_options(settings),
+                                                   **kwargs)
         except ProgrammingError as exc:
             if "Unable to open the chdb engine" not in str(exc):
                 raise

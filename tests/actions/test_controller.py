@@ -110,6 +110,25 @@ def test_restart_keeps_breaker_state_and_its_timers(make_receiver, fast_settings
     assert time.time() - opened_at < 4.0 + 4.0  # the minimum open time ran on from the first receiver's start
 
 
+def test_controller_acts_at_once_on_its_inputs_and_deadlines_and_rests_between(make_receiver, fast_settings) -> None:
+    """Stored inputs read only once a minute: the controller still trips at once on its own findings, goes
+    half-open when the minimum open time ends, judges the probe window when it (and the grace) ends, applies
+    an override its API stored at once, and at rest does not wake at all until its next lease renewal."""
+    receiver = make_receiver(**{**fast_settings, "breaker_tick_s": 60, "breaker_min_open_s": 2.0,
+                                "breaker_lease_s": 60, "breaker_probe_window_s": 3.0})
+    controller = receiver._extension.actions.controller
+    send_calls(receiver, 3, error=True)
+    wait_until("open", lambda: (state_of(receiver, SCOPE) or {}).get("state") in ("open", "half_open"), 10)
+    wait_until("half-open", lambda: state_of(receiver, SCOPE)["state"] == "half_open", 10)
+    send_calls(receiver, 2)  # healthy probe calls inside the 3 s window
+    wait_until("closed", lambda: state_of(receiver, SCOPE)["state"] == "closed", 15)
+    pinned = put(receiver, {"state": "open", "reason": "pinned", "actor": "ana"})
+    assert pinned.status_code == 200 and pinned.json()["override"] == "open"  # its signal was read at once
+    at_rest = controller.evaluations
+    time.sleep(2.0)
+    assert controller.evaluations == at_rest
+
+
 def test_long_poll_learns_of_a_change_within_a_second(make_receiver, fast_settings) -> None:
     receiver = make_receiver(**fast_settings)
     first = httpx.get(f"{api(receiver)}/breakers?service=bot", timeout=10)

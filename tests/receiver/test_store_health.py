@@ -4,6 +4,7 @@ detached parts are reported at start. (The real full disk is in `test_disk_full.
 from __future__ import annotations
 
 import os
+import time
 
 import grpc
 import httpx
@@ -19,12 +20,14 @@ _MIB = 1024 * 1024
 
 
 class Volume:
-    """A volume whose free space the test sets."""
+    """A volume whose free space the test sets; counts how often it was measured."""
 
     def __init__(self, free_mib: int) -> None:
         self.free = free_mib * _MIB
+        self.measured = 0
 
     def __call__(self, _path) -> int:
+        self.measured += 1
         return self.free
 
 
@@ -111,6 +114,29 @@ def test_engine_out_of_space_starts_an_incident_and_a_broken_part_is_recovered(s
                            "AND table = 'merged'").result_rows == [("broken-on-start",)]
     finally:
         health.close()
+
+
+def test_guard_rests_while_space_is_plentiful_and_watches_closely_during_an_incident(settings, store, tmp_path):
+    """At rest with plenty of space the guard's thread does not measure; a commit refused below the reserve
+    wakes it, and it then watches closely enough to resume on its own as soon as space is back."""
+    volume = Volume(1000)
+    guard = DiskGuard(tmp_path, 32 * _MIB, connect(settings), ReceiverMetrics(), free_bytes=volume,
+                      interval_s=0.05, relaxed_interval_s=3600)
+    try:
+        time.sleep(0.5)
+        assert volume.measured == 1  # the check at start only
+        volume.free = 20 * _MIB
+        assert not guard.writable()  # the writer's check before a commit starts the incident
+        volume.free = 1000 * _MIB
+        deadline = time.monotonic() + 10
+        while guard.low and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not guard.low  # recovered by the guard's own rounds, nobody called check()
+        measured = volume.measured
+        time.sleep(0.5)
+        assert volume.measured == measured  # plenty of space again: back to resting
+    finally:
+        guard.close()
 
 
 def test_a_failing_commit_makes_the_store_not_ready_until_one_succeeds():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from typing import Annotated, Any
 
@@ -15,7 +16,6 @@ from rich.table import Table
 from llmrel.config import ConfigError
 from llmrel.running import ask_running_server, settings_or_exit
 
-_SIGNAL_POLL_S = 0.2
 _WIDTH_OFF_TERMINAL = 1000  # a pipe, a file or a CI log: never cut a table to a guessed 80 columns
 
 
@@ -56,15 +56,19 @@ def serve(
         err_console.print(f"[bold red]cannot start:[/] {exc}")
         raise typer.Exit(1) from None
     # The handler only records the signal: taking a lock there (Event.set) deadlocks when a second
-    # signal (Ctrl-C, then a supervisor's SIGTERM) lands while the first one's wake-up holds it.
+    # signal (Ctrl-C, then a supervisor's SIGTERM) lands while the first one's wake-up holds it. The
+    # interpreter also writes each signal to a socket, so the main thread sleeps until one arrives.
     signals: list[int] = []
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno())
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: signals.append(signum))
     clickhouse_http = f", ClickHouse HTTP :{receiver.clickhouse_http_port}" if receiver.clickhouse_http_port else ""
     err_console.print(f"llmrel listening (pid {os.getpid()}): OTLP/gRPC :{receiver.grpc_port}, "
                       f"OTLP/HTTP + API :{receiver.http_port}{clickhouse_http}", soft_wrap=True)
     while not signals:
-        time.sleep(_SIGNAL_POLL_S)
+        wake_r.recv(64)
     err_console.print("llmrel stopping: finishing in-flight exports and commits")
     receiver.stop()
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from llmrel.actions.machine import BreakerMachine, BreakerPolicy, Input, ProbeWindow, Tick, Transition
+from llmrel.actions.machine import BreakerMachine, BreakerPolicy, Input, ProbeWindow, State, Tick, Transition
 from llmrel.breaker_scope import BreakerScope
 
 PolicyFor = Callable[[str], BreakerPolicy]
@@ -90,6 +90,12 @@ class BreakerSet:
     def probes_due(self, now_ns: int) -> list[tuple[str, int, int]]:
         """(scope, start, end) of half-open windows that ended by `now_ns`."""
         return [(scope, *due) for scope, m in self.machines.items() if (due := m.probe_due(now_ns)) is not None]
+
+    def next_due_ns(self, probe_grace_ns: int) -> int | None:
+        """The earliest time a `tick` or a due probe window (judged `probe_grace_ns` after it ends) acts."""
+        due = [d + (probe_grace_ns if m.state is State.HALF_OPEN else 0)
+               for m in self.machines.values() if (d := m.next_due_ns()) is not None]
+        return min(due, default=None)
 
     def judge(self, scope: str, window: ProbeWindow) -> Transition | None:
         return self.apply(scope, window)

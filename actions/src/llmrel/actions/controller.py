@@ -1,19 +1,21 @@
 """`BreakerController`: the loop that turns findings, alerts and overrides into breaker transitions.
 
-Every receiver runs one; the one holding the lease (`lease.Lease`) leads. Each tick (and right
-after each analyzed batch) the leader:
+Every receiver runs one; the one holding the lease (`lease.Lease`) leads. The loop sleeps until
+something is due: findings from its own analyzers or a signal its own HTTP API stored wake it at
+once; the next deadline wakes it (a breaker's minimum open time, a probe window's end, renewing or
+claiming the lease); and every `poll_s` it reads what other processes stored. Each time the leader:
 
-1. takes its inputs: findings from its own analyzers (handed over in process), findings other
-   receivers or `llmrel analyze` stored (`llm_findings`, by detection time), and signals stored by
-   any receiver's HTTP API (Grafana alerts, overrides), each once (re-reading a few seconds before
-   its cursors, for rows another receiver stored late);
+1. takes its inputs: findings from its own analyzers (handed over in process), and at each poll
+   findings other receivers or `llmrel analyze` stored (`llm_findings`, by detection time) and
+   signals stored by any receiver's HTTP API (Grafana alerts, overrides), each once (re-reading a
+   few seconds before its cursors, for rows another receiver stored late);
 2. applies them in time order to the scopes' machines, lets time pass, and judges half-open
    probe windows on the calls stored for them (a grace period after each window ends, so late
    calls and their findings are in);
 3. records the transitions in `llm_breaker_events` (keyed by scope and step), publishes the
    views, and hands the transitions to the outgoing webhooks.
 
-Followers publish the views of the recorded state. On taking over, a leader restores every
+Followers publish the views of the recorded state at each poll. On taking over, a leader restores every
 scope from its last recorded step and the alerts still firing, and continues from the previous
 leader's input cursors.
 """
@@ -42,6 +44,7 @@ _OVERLAP_NS = 10 * _S  # re-read this much before a cursor: rows stored late by 
 _FINDING_HORIZON_NS = 3600 * _S  # a new leader counts findings this far back
 _FRESH_SIGNALS_NS = 600 * _S  # the first leader ever (no cursor to inherit) applies signals this recent
 _MAX_QUEUED = 10_000
+_RETRY_S = 1.0  # after a failed step, the next one waits at least this long
 
 
 class TransitionSink(Protocol):
@@ -54,19 +57,22 @@ class BreakerController:
     `observe` (the analyzers' hook) and `notify` are thread-safe and never raise or block.
     """
 
-    def __init__(self, client: Client, breakers: BreakerSet, board: Board, lease: Lease, *, tick_s: float = 0.5,
+    def __init__(self, client: Client, breakers: BreakerSet, board: Board, lease: Lease, *, poll_s: float = 10.0,
                  probe_grace_s: float = 2.0, sinks: Sequence[TransitionSink] = (),
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.client = client
         self.breakers = breakers
         self.board = board
         self.lease = lease
-        self.tick_s = tick_s
+        self.poll_ns = int(poll_s * _S)
         self.probe_grace_ns = int(probe_grace_s * _S)
         self.sinks = tuple(sinks)
         self.clock = clock
         self.leading = False
         self.failures = 0
+        self.evaluations = 0
+        self._poll_at = 0  # next read of the inputs other processes stored
+        self._read_stored = False  # a signal was stored here: read stored inputs at the next step
         self._queue: deque[tuple[str, FindingSeen]] = deque(maxlen=_MAX_QUEUED)
         self._seen_findings: dict[str, int] = {}
         self._seen_signals: dict[str, int] = {}
@@ -93,7 +99,8 @@ class BreakerController:
             log.exception("breaker_observe_failed")
 
     def notify(self) -> None:
-        """Evaluate now rather than at the next tick (a signal was just stored)."""
+        """Read the stored inputs and evaluate now rather than at the next poll (a signal was just stored)."""
+        self._read_stored = True
         self._wake.set()
 
     def start(self) -> BreakerController:
@@ -115,25 +122,43 @@ class BreakerController:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.tick_s)
+            self._wake.wait(self.idle_s())
             self._wake.clear()
             if self._stop.is_set():
                 return
             self.step()
 
+    def idle_s(self) -> float:
+        """Seconds until the next thing due: a breaker deadline, the lease's, or the next poll."""
+        due = [self._poll_at, self.lease.next_due_ns()]
+        if self.leading:
+            due.append(self.breakers.next_due_ns(self.probe_grace_ns))
+        idle = max(0.0, (min(d for d in due if d is not None) - self.clock()) / _S)
+        return max(idle, min(_RETRY_S, self.poll_ns / _S)) if self._failing else idle
+
     def step(self) -> None:
         """One evaluation. Never raises; a failing stretch is logged once."""
+        self.evaluations += 1
+        now = self.clock()
+        read_stored = self._read_stored or now >= self._poll_at or self._failing
+        if read_stored:
+            self._read_stored = False
+            self._poll_at = now + self.poll_ns
         try:
             if self.lease.hold(self._cursors):
                 if not self.leading:
                     self._take_over()
+                    read_stored = True
                 self.leading = True
-                self._lead(self.clock())
+                self._lead(self.clock(), read_stored)
             else:
                 if self.leading:
                     log.warning("breaker_controller_following", leader=self.lease.leader)
+                    read_stored = True
                 self.leading = False
-                self._follow()
+                self._queue.clear()  # the leader reads these findings back from llm_findings
+                if read_stored:
+                    self._follow()
         except Exception:
             self.failures += 1
             if not self._failing:
@@ -145,7 +170,6 @@ class BreakerController:
         self._failing = False
 
     def _follow(self) -> None:
-        self._queue.clear()  # the leader reads these findings back from llm_findings
         policy_for = self.breakers.policy_for
         self.board.publish(view_of(t, policy_for(t.scope)) for t in store.latest_transitions(self.client))
 
@@ -166,8 +190,8 @@ class BreakerController:
         self._unwritten = []
         log.info("breaker_controller_leading", term=self.lease.term, scopes=len(last_steps))
 
-    def _lead(self, now: int) -> None:
-        inputs = self._inputs()
+    def _lead(self, now: int, read_stored: bool) -> None:
+        inputs = self._inputs(read_stored)
         steps: list[Transition] = []
         for _, scope, event in sorted(inputs, key=lambda item: item[0]):
             step = self.breakers.apply(scope, event)
@@ -193,13 +217,15 @@ class BreakerController:
             for sink in self.sinks:
                 sink.send(steps)
 
-    def _inputs(self) -> list[tuple[int, str, Input]]:
-        """Unseen inputs from every source, as (time, scope, input)."""
+    def _inputs(self, read_stored: bool) -> list[tuple[int, str, Input]]:
+        """Unseen inputs, as (time, scope, input): those handed over in process, and the stored ones if asked."""
         inputs: list[tuple[int, str, Input]] = []
         while self._queue:
             scope, finding = self._queue.popleft()
             if self._first_finding(finding.finding_id, finding.at_ns):
                 inputs.append((finding.at_ns, scope, finding))
+        if not read_stored:
+            return inputs
         cursors = self._cursors
         newest_finding = cursors.findings_ns
         for f in store.action_findings(self.client, cursors.findings_ns - _OVERLAP_NS):

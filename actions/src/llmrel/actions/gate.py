@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 METRICS: tuple[str, ...] = ("error_rate", "violation_rate", "latency_p95", "cost_per_success")
@@ -113,6 +112,8 @@ def judge(canary: VersionSample, baseline: VersionSample, config: GateConfig | N
 
 
 def _rate(name: str, k_c: int, n_c: int, k_b: int, n_b: int, alpha: float, config: GateConfig) -> MetricResult:
+    from scipy import stats  # ~75 MiB: loaded when a gate is first judged, not by every receiver
+
     p_c, p_b = k_c / n_c, k_b / n_b
     p_value = float(stats.fisher_exact([[k_c, n_c - k_c], [k_b, n_b - k_b]], alternative="greater").pvalue)
     material = p_c >= p_b * config.min_rate_ratio and p_c - p_b >= config.min_rate_increase
@@ -122,6 +123,8 @@ def _rate(name: str, k_c: int, n_c: int, k_b: int, n_b: int, alpha: float, confi
 
 
 def _latency(canary: VersionSample, baseline: VersionSample, alpha: float, config: GateConfig) -> MetricResult:
+    from scipy import stats  # ~75 MiB: loaded when a gate is first judged, not by every receiver
+
     test = "binomial: canary share above baseline p95 vs 5%"
     if canary.latencies_ms.size == 0 or baseline.latencies_ms.size == 0:
         return MetricResult("latency_p95", "skipped", None, None, None, test, "no latencies")
@@ -136,6 +139,8 @@ def _latency(canary: VersionSample, baseline: VersionSample, alpha: float, confi
 
 
 def _cost(canary: VersionSample, baseline: VersionSample, alpha: float, config: GateConfig) -> MetricResult:
+    from scipy import stats  # ~75 MiB: loaded when a gate is first judged, not by every receiver
+
     test = "mann_whitney_u one-sided on successful call cost"
     if (canary.success_costs.size == 0 or baseline.success_costs.size == 0 or not canary.successes
             or not baseline.successes):

@@ -50,7 +50,7 @@ class _Claim:
 class Lease:
     """Leader election for one holder. Call `hold()` from one thread, once per controller tick."""
 
-    def __init__(self, client: Client, holder: str | None = None, lease_s: float = 15.0,
+    def __init__(self, client: Client, holder: str | None = None, lease_s: float = 30.0,
                  claim_window_s: float = 1.0, margin_s: float = 0.25,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.client = client
@@ -66,10 +66,19 @@ class Lease:
         self._valid_until = 0
         self._renew_at = 0
         self._pending: tuple[int, int] | None = None  # (term, claimed_ns) of a claim awaiting its window
+        self._leader_until = 0  # when the lease of the leader seen last runs out (followers)
 
     @property
     def is_leader(self) -> bool:
         return self.term > 0
+
+    def next_due_ns(self) -> int | None:
+        """When `hold()` next has something to do: renew the lead, settle a claim, or claim a lapsed lead."""
+        if self.term:
+            return min(self._renew_at, self._valid_until)
+        if self._pending is not None:
+            return self._pending[1] + self.claim_window_ns + self.margin_ns
+        return self._leader_until or None
 
     def hold(self, cursors: Cursors) -> bool:
         """Keep, take or follow the lead; True when this holder leads now. Storage errors propagate."""
@@ -94,7 +103,7 @@ class Lease:
         term, claims = self._current()
         winner = _winner(claims, self.claim_window_ns)
         if winner is not None and now < winner.expires_ns:
-            self.leader = winner.holder
+            self.leader, self._leader_until = winner.holder, winner.expires_ns
             return False
         self.inherited = winner.cursors if winner is not None else Cursors()
         self._write(term + 1, now, now, self.inherited)

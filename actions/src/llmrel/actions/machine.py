@@ -208,6 +208,17 @@ class BreakerMachine:
         end = self._window_start + int(self.policy.probe_window_s * _NS)
         return (self._window_start, end) if now_ns >= end else None
 
+    def next_due_ns(self) -> int | None:
+        """When letting time pass next changes something: the end of the minimum open time (→ half-open),
+        or the end of the current probe window (→ judged). None when only an input can."""
+        if self.override is not None:
+            return None
+        if self.state is State.OPEN and not self._firing:
+            return self.since_ns + int(self.policy.min_open_s * _NS)
+        if self.state is State.HALF_OPEN:
+            return self._window_start + int(self.policy.probe_window_s * _NS)
+        return None
+
     def update(self, event: Input) -> BreakerMachine:
         """Apply one input; the step it caused (if any) is then `transition`."""
         self._transition = None

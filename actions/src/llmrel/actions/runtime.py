@@ -71,7 +71,7 @@ class Actions:
                 self._controller_client, BreakerSet(policy_lookup(policy_from_settings(settings),
                                                                   settings.breaker_dry_run)),
                 self.board, Lease(self._controller_client, lease_s=settings.breaker_lease_s),
-                tick_s=settings.breaker_tick_s, sinks=sinks)
+                poll_s=settings.breaker_tick_s, sinks=sinks)
 
     def start(self) -> Actions:
         """Load the recorded state (one step, so the API answers with it at once), then run the loop."""

@@ -21,10 +21,6 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 
-from llmrel.intel.explain import FindingNotFoundError, explain_and_store, stored_explanation
-from llmrel.intel.recommend import RecommendConfig, recommend
-from llmrel.report import parse_since
-
 _FINDING_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -52,6 +48,7 @@ def build_intel_router(client: Client, auth: Callable[[Request], bool],
         check(request)
         if not _FINDING_ID.match(finding_id):
             raise HTTPException(400, "finding id must be 32 lowercase hex characters")
+        from llmrel.intel.explain import FindingNotFoundError, explain_and_store, stored_explanation  # polars, scipy
 
         def load() -> dict[str, Any]:
             if not refresh and (stored := stored_explanation(client, finding_id)) is not None:
@@ -70,6 +67,9 @@ def build_intel_router(client: Client, auth: Callable[[Request], bool],
                               margin: float = Query(0.02, gt=0, lt=1), confidence: float = Query(0.95, gt=0.5, lt=1),
                               min_calls: int = Query(200, ge=10, le=1_000_000)) -> dict[str, Any]:
         check(request)
+        from llmrel.intel.recommend import RecommendConfig, recommend  # polars, scipy: loaded when first asked
+        from llmrel.report import parse_since
+
         try:
             since_ns = parse_since(since)
             until_ns = parse_since(until) if until else time.time_ns()

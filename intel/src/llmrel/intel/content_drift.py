@@ -21,9 +21,9 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
-from river import feature_extraction, preprocessing
 
 from llmrel.call_traits import is_refusal, stream_key
 from llmrel.findings import Finding, finding_id
@@ -107,8 +107,7 @@ class ContentDriftMonitor:
 
     def __init__(self, config: ContentDriftConfig | None = None) -> None:
         self.config = config or ContentDriftConfig()
-        self._bow = feature_extraction.BagOfWords(ngram_range=(1, 2))
-        self._hasher = preprocessing.FeatureHasher(n_features=self.config.n_features, seed=0, alternate_sign=False)
+        self._featurizer: tuple[Any, Any] | None = None  # river's, made with the first text (river loads then)
         self.streams: dict[tuple[str, ...], _Stream] = {}
         self.with_content = 0
         self.without_content = 0
@@ -116,9 +115,15 @@ class ContentDriftMonitor:
 
     def vector(self, text: str) -> tuple[np.ndarray, Counter[str]]:
         """The hashed, sublinear, L2-normalized vector of a text, and its word counts."""
-        bag = self._bow.transform_one(text[:_MAX_CHARS])
+        if self._featurizer is None:
+            from river import feature_extraction, preprocessing  # with scipy ~90 MiB: not for a serve at rest
+
+            self._featurizer = (feature_extraction.BagOfWords(ngram_range=(1, 2)), preprocessing.FeatureHasher(
+                n_features=self.config.n_features, seed=0, alternate_sign=False))
+        bow, hasher = self._featurizer
+        bag = bow.transform_one(text[:_MAX_CHARS])
         vec = np.zeros(self.config.n_features)
-        for index, count in self._hasher.transform_one(bag).items():
+        for index, count in hasher.transform_one(bag).items():
             vec[index] = 1.0 + math.log(count) if count > 0 else 0.0
         norm = np.linalg.norm(vec)
         return (vec / norm if norm else vec), Counter({k: v for k, v in bag.items() if isinstance(k, str)})

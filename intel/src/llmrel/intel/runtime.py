@@ -22,7 +22,6 @@ from fastapi import APIRouter, Request
 from llmrel.config import Settings
 from llmrel.findings import Finding, write_findings
 from llmrel.intel.content_drift import ContentDriftConfig, ContentDriftMonitor
-from llmrel.intel.explain import explain_and_store
 from llmrel.intel.narrative import Narrator
 from llmrel.model import LlmCall
 
@@ -78,7 +77,9 @@ class Intel:
         if self.monitor is not None and calls:
             drifts = self.monitor.process(list(calls), time.time_ns())
             write_findings(self._client, drifts)
-        if self.settings.explain_findings:
+        if self.settings.explain_findings and (findings or drifts):
+            from llmrel.intel.explain import explain_and_store  # polars, scipy: loaded with the first finding
+
             for finding in (*findings, *drifts):
                 if self._due(finding):
                     explain_and_store(self._client, finding.finding_id, self.narrator)

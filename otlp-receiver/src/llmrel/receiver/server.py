@@ -29,6 +29,7 @@ from llmrel.receiver.http_app import bearer_auth, build_http_app, build_otlp_rou
 from llmrel.receiver.ingest import Ingestor
 from llmrel.receiver.metrics import ReceiverMetrics
 from llmrel.receiver.prepare import PrepareConfig, Preparer
+from llmrel.receiver.quiet_server import QuietServer
 from llmrel.receiver.storehealth import DiskGuard, StoreHealth
 from llmrel.receiver.workers import PreparePool
 from llmrel.receiver.writer import BatchWriter
@@ -123,7 +124,7 @@ class Receiver:
         if (servicer := getattr(self, "_servicer", None)) is not None:
             servicer.close()
         if (http := getattr(self, "_uvicorn", None)) is not None:
-            http.should_exit = True
+            http.exit()
         if (clickhouse_http := getattr(self, "_clickhouse_http", None)) is not None:
             clickhouse_http.stop(0)
         for part in ("_pool", "_writer", "_commits", "_extension", "_health"):
@@ -188,7 +189,7 @@ class Receiver:
              *(self._extension.routers(auth) if self._extension is not None else [])],
             self.metrics, not_ready=self._not_ready)
         host, _, port = s.http_endpoint.rpartition(":")
-        self._uvicorn = uvicorn.Server(uvicorn.Config(
+        self._uvicorn = QuietServer(uvicorn.Config(
             app, host=host.strip("[]"), port=int(port), log_level="warning", access_log=False,
             timeout_graceful_shutdown=10, lifespan="off",
             ssl_certfile=s.tls_cert_file, ssl_keyfile=s.tls_key_file))
@@ -235,7 +236,7 @@ class Receiver:
         if not self._ready:
             return
         self._ready = False
-        self._uvicorn.should_exit = True
+        self._uvicorn.exit()
         if self._clickhouse_http is not None:
             self._clickhouse_http.stop(grace_s)
         self._grpc.stop(grace_s).wait(grace_s + 1)

@@ -1,6 +1,8 @@
 """Whether the store can take writes now: free disk space above the reserve, recent commits succeeding.
 
-`DiskGuard` watches the embedded store's volume (a `statvfs`, microseconds). Below the reserve it
+`DiskGuard` watches the embedded store's volume (a `statvfs`, microseconds): before every commit,
+and in the background every few seconds while space is plentiful, several times a second near the
+reserve and while an incident lasts (so idle serve rarely wakes for it). Below the reserve it
 refuses commits before they reach the engine (senders get a retryable status) and pauses the
 engine's background merges, so a full disk does not meet a half-written part. A merge caught by a
 full disk can still commit a part whose files are empty; so after every disk incident (space below
@@ -26,7 +28,9 @@ from llmrel.receiver.metrics import ReceiverMetrics
 log = structlog.get_logger(__name__)
 
 _MIB = 1024 * 1024
-_CHECK_INTERVAL_S = 0.2
+_CHECK_INTERVAL_S = 0.2  # near the reserve and during an incident
+_RELAXED_INTERVAL_S = 5.0  # while free space is at least _RELAXED_FACTOR times the resume level
+_RELAXED_FACTOR = 2
 _MIN_RESUME_MARGIN = 16 * _MIB
 _FAILING_FOR_S = 10.0  # a commit failure this recent (with no success since) makes the store not ready
 _INCIDENT_LOOKBACK_S = 60  # parts committed this long before an incident are verified too
@@ -46,10 +50,13 @@ class DiskGuard:
             engine itself reports no space).
         client: a client of its own, used only by the guard (merges on/off, part checks, reloads).
         free_bytes: how free space is measured (default `shutil.disk_usage`).
+        interval_s: background check interval near the reserve and during an incident.
+        relaxed_interval_s: background check interval while space is plentiful.
     """
 
     def __init__(self, path: Path, reserve_bytes: int, client: Client, metrics: ReceiverMetrics, *,
-                 free_bytes: Callable[[Path], int] | None = None, interval_s: float = _CHECK_INTERVAL_S) -> None:
+                 free_bytes: Callable[[Path], int] | None = None, interval_s: float = _CHECK_INTERVAL_S,
+                 relaxed_interval_s: float = _RELAXED_INTERVAL_S) -> None:
         self._path = path
         self._reserve = reserve_bytes
         self._resume_at = reserve_bytes + max(reserve_bytes // 4, _MIN_RESUME_MARGIN)
@@ -57,9 +64,12 @@ class DiskGuard:
         self._metrics = metrics
         self._free_bytes = free_bytes or (lambda p: shutil.disk_usage(p).free)
         self._interval_s = interval_s
+        self._relaxed_interval_s = max(interval_s, relaxed_interval_s)
+        self._plentiful = False  # the last measurement was far above the reserve
         self._low = False
         self._incident_since: float | None = None  # wall-clock start of an incident not yet verified
         self._stop = threading.Event()
+        self._wake = threading.Event()  # an incident began outside the guard thread: check often from now
         self._lock = threading.Lock()
         self.check()
         self._thread = threading.Thread(target=self._run, name="llmrel-diskguard", daemon=True)
@@ -107,6 +117,7 @@ class DiskGuard:
             log.exception("disk_space_unreadable", path=str(self._path))
             return None
         self._metrics.store_free_bytes.set(free)
+        self._plentiful = free >= _RELAXED_FACTOR * self._resume_at
         return free
 
     def _enter_low(self, free: int | None) -> None:
@@ -115,6 +126,7 @@ class DiskGuard:
         if self._low:
             return
         self._low = True
+        self._wake.set()
         self._metrics.store_disk_low.set(1)
         log.error("disk_space_low", free_mib=None if free is None else free // _MIB,
                   reserve_mib=self._reserve // _MIB, action="refusing writes and pausing merges")
@@ -144,11 +156,16 @@ class DiskGuard:
             log.exception("store_command_failed", sql=sql)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.check()
+        while not self._stop.is_set():
+            relaxed = self._plentiful and not self._low
+            self._wake.wait(self._relaxed_interval_s if relaxed else self._interval_s)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.check()
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(5)
         if self._low:
             self._command("SYSTEM START MERGES")

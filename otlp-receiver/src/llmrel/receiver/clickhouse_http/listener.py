@@ -17,6 +17,7 @@ from llmrel.receiver.clickhouse_http.query_settings import Limits
 from llmrel.receiver.clickhouse_http.users import Users
 from llmrel.receiver.ingest import IngestResult, Outcome
 from llmrel.receiver.prepare import Prepared
+from llmrel.receiver.quiet_server import QuietServer
 from llmrel.served_store import publish_endpoint, withdraw_endpoint
 from llmrel.store import database_name
 
@@ -55,7 +56,7 @@ class ClickHouseHttpListener:
                               settings.clickhouse_http_max_body_mib * _MIB, not_ready)
         host, _, port = endpoint.rpartition(":")
         self._store, self._host = settings.embedded_path, host.strip("[]")
-        self._server = uvicorn.Server(uvicorn.Config(
+        self._server = QuietServer(uvicorn.Config(
             build_app(interface), host=host.strip("[]"), port=int(port), log_level="warning", access_log=False,
             timeout_graceful_shutdown=10, lifespan="off",
             ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file))
@@ -75,5 +76,5 @@ class ClickHouseHttpListener:
 
     def stop(self, grace_s: float = 10.0) -> None:
         withdraw_endpoint(self._store)
-        self._server.should_exit = True
+        self._server.exit()
         self._thread.join(grace_s + 1)
