@@ -31,7 +31,7 @@ def measure_stages(requests: list[bytes], *, batch: int, rounds: int = 3, profil
     from llmrel.config import load_settings
     from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS
     from llmrel.receiver.decode import check_decoded_size, decode_request, parse_protobuf_request
-    from llmrel.receiver.prepare import PrepareConfig, Preparer, _encode
+    from llmrel.receiver.prepare import PrepareConfig, Preparer, RowEncoder
     from llmrel.receiver.server import _column_types
     from llmrel.store import connect, migrate
 
@@ -41,6 +41,8 @@ def measure_stages(requests: list[bytes], *, batch: int, rounds: int = 3, profil
     migrate(client, settings)
     preparer = Preparer(PrepareConfig("full", None, _column_types(client, "otel_traces", SPAN_COLUMNS),
                                       _column_types(client, "llm_calls", LLM_CALL_COLUMNS)))
+    encoder = RowEncoder(_column_types(client, "otel_traces", SPAN_COLUMNS),
+                         _column_types(client, "llm_calls", LLM_CALL_COLUMNS))
     seconds: dict[str, float] = defaultdict(float)
     spans = 0
     profiler = cProfile.Profile() if profile_top else None
@@ -61,8 +63,8 @@ def measure_stages(requests: list[bytes], *, batch: int, rounds: int = 3, profil
             decoded = timed("decode", decode_request, request, budget)
             kept = timed("content_policy", preparer._apply_content_policy, decoded.spans, decoded.rejections)
             calls = timed("normalize_price", lambda k: preparer._calls(k)[0], kept)
-            spans_native = timed("encode_spans", _encode, "otel_traces", SPAN_COLUMNS, preparer._span_types, kept)
-            calls_native = timed("encode_calls", _encode, "llm_calls", LLM_CALL_COLUMNS, preparer._call_types, calls)
+            spans_native = timed("encode_spans", encoder.spans, kept)
+            calls_native = timed("encode_calls", encoder.calls, calls)
             prepared.append((spans_native, calls_native))
             spans += len(kept)
         for i in range(0, len(prepared), batch):

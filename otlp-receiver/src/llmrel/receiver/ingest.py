@@ -115,7 +115,8 @@ class Ingestor:
             InvalidRequest: the body is not a valid OTLP trace request.
             RequestTooLarge: decoding the body would take more memory than one request may.
         """
-        future: Future[None] | None = None
+        future: Future[int] | None = None
+        refused = 0
         key = next(self._ids)
         try:
             if self._max_queue_delay_s and self._writer.behind(self._max_queue_delay_s, self._oldest_wait_s()):
@@ -133,9 +134,10 @@ class Ingestor:
                 self._metrics.normalize_errors.inc(rows.normalize_errors)
             if rows.span_count:
                 future = self._writer.submit(rows)
-                failed = self._await_commit(future)
-                if failed is not None:
-                    return failed
+                committed = self._await_commit(future)
+                if isinstance(committed, IngestResult):
+                    return committed
+                refused = committed
         except BrokenProcessPool:
             return IngestResult(Outcome.RETRY, message="receiver workers restarted; retry")
         except WriterClosed:
@@ -149,8 +151,7 @@ class Ingestor:
             with self._under_way_lock:
                 self._under_way.pop(key, None)
             self._release_when_done(future, reserved)
-        return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected,
-                            message=rows.message if rows.rejected else "")
+        return _stored(rows, refused)
 
     def _oldest_wait_s(self) -> float:
         with self._under_way_lock:
@@ -161,32 +162,33 @@ class Ingestor:
         """Commit rows prepared by another route (inserts over the ClickHouse HTTP interface) and wait."""
         self._limiter.acquire(rows.held_bytes)
         self._metrics.spans_received.inc(rows.span_count + rows.rejected)
-        future: Future[None] | None = None
+        future: Future[int] | None = None
+        refused = 0
         try:
             if rows.span_count:
                 future = self._writer.submit(rows)
-                failed = self._await_commit(future)
-                if failed is not None:
-                    return failed
+                committed = self._await_commit(future)
+                if isinstance(committed, IngestResult):
+                    return committed
+                refused = committed
         except WriterClosed:
             return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
         finally:
             self._release_when_done(future, rows.held_bytes)
-        return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected, message=rows.message)
+        return _stored(rows, refused)
 
-    def _release_when_done(self, future: Future[None] | None, held: int) -> None:
+    def _release_when_done(self, future: Future[int] | None, held: int) -> None:
         """Release `held` in-flight bytes now, or once the commit under way ends."""
         if future is None or future.done():
             self.release(held)
         else:
             future.add_done_callback(lambda _: self.release(held))
 
-    def _await_commit(self, future: Future[None]) -> IngestResult | None:
-        """None once committed; otherwise the retryable outcome. A commit that has not started by
-        the deadline is cancelled, so a request answered "retry" is never stored as well."""
+    def _await_commit(self, future: Future[int]) -> IngestResult | int:
+        """Once committed, how many spans the encoder refused; otherwise the retryable outcome. A commit
+        that has not started by the deadline is cancelled, so a request answered "retry" is never stored as well."""
         try:
-            future.result(timeout=self._timeout)
-            return None
+            return future.result(timeout=self._timeout)
         except FutureTimeout:
             if future.cancel():
                 return IngestResult(Outcome.RETRY, message="storage did not commit in time; nothing was stored")
@@ -199,11 +201,21 @@ class Ingestor:
         except Exception as exc:
             return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")
         try:  # the insert is under way: its outcome decides the answer
-            future.result(timeout=self._timeout)
-            return None
+            return future.result(timeout=self._timeout)
         except FutureTimeout:
             return IngestResult(Outcome.RETRY, message="storage did not commit in time")
         except RejectedByStore as exc:
             return IngestResult(Outcome.REJECTED, message=f"the store refuses these spans: {exc}")
         except Exception as exc:
             return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")
+
+
+def _stored(rows: Prepared, refused: int) -> IngestResult:
+    """The outcome of committed `rows`, of which the encoder refused `refused` spans at commit."""
+    message = rows.message
+    if refused:
+        more = f"{refused} span(s): a value cannot be stored"
+        message = f"{message}; {more}" if message else more
+    rejected = rows.rejected + refused
+    return IngestResult(Outcome.STORED, accepted=rows.span_count - refused, rejected=rejected,
+                        message=message if rejected else "")

@@ -28,7 +28,7 @@ from llmrel.receiver.grpc_server import TraceServicer, build_grpc_server
 from llmrel.receiver.http_app import bearer_auth, build_http_app, build_otlp_router
 from llmrel.receiver.ingest import Ingestor
 from llmrel.receiver.metrics import ReceiverMetrics
-from llmrel.receiver.prepare import PrepareConfig, Preparer
+from llmrel.receiver.prepare import PrepareConfig, Preparer, RowEncoder
 from llmrel.receiver.storehealth import DiskGuard, StoreHealth
 from llmrel.receiver.workers import PreparePool
 from llmrel.receiver.writer import BatchWriter
@@ -154,15 +154,16 @@ class Receiver:
         if self._extension_factory is not None:
             self._extension = self._extension_factory(s, self._client_factory, self.metrics.registry)
             self._commits = CommitWorker(self._extension.on_commit, self.metrics)
-        self._writer = BatchWriter(
-            self._write_client, self.metrics, max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
-            on_commit=self._commits.submit if self._commits else None, health=self._health,
-            max_partitions=max_partitions)
         config = PrepareConfig(s.content_policy, s.prices_file,
                                _column_types(self._write_client, "otel_traces", SPAN_COLUMNS),
                                _column_types(self._write_client, "llm_calls", LLM_CALL_COLUMNS),
                                timezone=timezone, max_partitions=max_partitions,
                                max_decoded_bytes=s.max_decoded_mib * _MIB)
+        self._writer = BatchWriter(
+            self._write_client, self.metrics, RowEncoder(config.span_types, config.call_types),
+            max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
+            on_commit=self._commits.submit if self._commits else None, health=self._health,
+            max_partitions=max_partitions)
         workers = s.ingest_workers if s.ingest_workers is not None else min(os.cpu_count() or 1, 8)
         if workers:
             self._pool: PreparePool | None = PreparePool(config, workers)
