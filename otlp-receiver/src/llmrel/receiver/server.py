@@ -177,10 +177,11 @@ class Receiver:
                                   max_queue_delay_s=s.max_queue_delay_ms / 1000)
         token = s.auth_token.get_secret_value() if s.auth_token else None
         self._servicer = TraceServicer(self._ingestor, self.metrics, retry_after_s=s.retry_after_s,
-                                       recv_timeout_s=s.recv_timeout_s)
-        self._grpc, self.grpc_port = build_grpc_server(
+                                       recv_timeout_s=s.recv_timeout_s, prepare_threads=max(4, 2 * workers))
+        self._grpc = build_grpc_server(
             self._servicer, s.grpc_endpoint, max_recv_bytes=s.max_recv_mib * _MIB, auth_token=token, tls=tls,
             handshake_timeout_s=s.recv_timeout_s)
+        self.grpc_port = self._grpc.port
         auth = bearer_auth(token)
         app = build_http_app(
             [build_otlp_router(self._ingestor, self.metrics, auth=auth, max_body_bytes=s.max_recv_mib * _MIB,
@@ -239,7 +240,7 @@ class Receiver:
         self._uvicorn.should_exit = True
         if self._clickhouse_http is not None:
             self._clickhouse_http.stop(grace_s)
-        self._grpc.stop(grace_s).wait(grace_s + 1)
+        self._grpc.stop(grace_s)
         self._servicer.close()
         self._http_thread.join(grace_s + 1)
         if self._pool is not None:
