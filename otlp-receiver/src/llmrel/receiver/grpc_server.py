@@ -7,7 +7,8 @@ the `google.rpc.retryinfo-bin` trailer (read by the Python exporter).
 
 The server is asynchronous (grpc.aio, on an event loop of its own thread): a call waiting for its
 message or for its group commit holds no thread, so many small senders share one commit whatever
-their number; only preparation (decode, normalize) runs in a small thread pool. No call may be held
+their number; preparation (decode, normalize) runs in a small thread pool, or on the loop for small
+requests when there are no worker processes. No call may be held
 by a sender that is not allowed in or does not send: the bearer token is checked by an interceptor
 from the call's headers, before the message is read; the message must arrive within `recv_timeout_s`
 or the call is cancelled; the calls of one connection and of all are bounded (beyond them gRPC
@@ -37,6 +38,7 @@ from llmrel.receiver.metrics import ReceiverMetrics
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 _SEND_LIMIT = 4 * 1024 * 1024
+_INLINE_BELOW_BYTES = 16 * 1024  # a few spans: preparing them takes about a millisecond
 _T = TypeVar("_T")
 
 
@@ -73,12 +75,13 @@ class TraceServicer:
     """Maps `Ingestor` outcomes to OTLP/gRPC statuses."""
 
     def __init__(self, ingestor: Ingestor, metrics: ReceiverMetrics, *, retry_after_s: int,
-                 recv_timeout_s: float, prepare_threads: int = 4) -> None:
+                 recv_timeout_s: float, prepare_threads: int = 4, prepare_inline: bool = False) -> None:
         self._ingestor = ingestor
         self._metrics = metrics
         self._retry_after_s = retry_after_s
         self._recv_timeout_s = recv_timeout_s
         self._prepare = ThreadPoolExecutor(prepare_threads, thread_name_prefix="llmrel-prepare")
+        self._prepare_inline = prepare_inline  # small bodies on the event loop: no thread hop per request
 
     async def export(self, requests: AsyncIterator[bytes],
                      context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
@@ -96,7 +99,8 @@ class TraceServicer:
             await self._abort_retryable(context, grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED,
                                         "receiver is over its in-flight memory bound; retry later")
         try:  # releases the reservation itself
-            result = await self._ingestor.ingest_async(body, reserved=size, executor=self._prepare)
+            result = await self._ingestor.ingest_async(body, reserved=size, executor=self._prepare,
+                                                       inline=self._prepare_inline and size < _INLINE_BELOW_BYTES)
         except InvalidRequest as exc:
             self.count("invalid")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

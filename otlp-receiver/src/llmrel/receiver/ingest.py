@@ -125,11 +125,15 @@ class Ingestor:
             self._finished(started)
 
     async def ingest_async(self, body: bytes, *, is_json: bool = False, reserved: int = 0,
-                           executor: Executor | None = None) -> IngestResult:
-        """`ingest()` for an event loop: prepared in `executor` (a thread pool), and the commit awaited
-        without holding a thread, so many small exports waiting for one group commit cost no threads."""
-        started = await asyncio.get_running_loop().run_in_executor(
-            executor, functools.partial(self.start, body, is_json=is_json, reserved=reserved))
+                           executor: Executor | None = None, inline: bool = False) -> IngestResult:
+        """`ingest()` for an event loop: prepared in `executor` (a thread pool; on the loop itself with
+        `inline`, for small bodies prepared in this process), and the commit awaited without holding a
+        thread, so many small exports waiting for one group commit cost no threads."""
+        if inline:
+            started = self.start(body, is_json=is_json, reserved=reserved)
+        else:
+            started = await asyncio.get_running_loop().run_in_executor(
+                executor, functools.partial(self.start, body, is_json=is_json, reserved=reserved))
         if isinstance(started, IngestResult):
             return started
         try:

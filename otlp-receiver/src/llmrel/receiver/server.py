@@ -177,7 +177,8 @@ class Receiver:
                                   max_queue_delay_s=s.max_queue_delay_ms / 1000)
         token = s.auth_token.get_secret_value() if s.auth_token else None
         self._servicer = TraceServicer(self._ingestor, self.metrics, retry_after_s=s.retry_after_s,
-                                       recv_timeout_s=s.recv_timeout_s, prepare_threads=max(4, 2 * workers))
+                                       recv_timeout_s=s.recv_timeout_s, prepare_threads=max(4, 2 * workers),
+                                       prepare_inline=not workers)
         self._grpc = build_grpc_server(
             self._servicer, s.grpc_endpoint, max_recv_bytes=s.max_recv_mib * _MIB, auth_token=token, tls=tls,
             handshake_timeout_s=s.recv_timeout_s)
