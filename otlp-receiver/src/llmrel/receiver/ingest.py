@@ -129,11 +129,20 @@ class Ingestor:
         """`ingest()` for an event loop: prepared in `executor` (a thread pool; on the loop itself with
         `inline`, for small bodies prepared in this process), and the commit awaited without holding a
         thread, so many small exports waiting for one group commit cost no threads."""
+        admitted = self._admit()  # on arrival: time spent waiting for the executor counts as queue delay
+        if isinstance(admitted, IngestResult):
+            self.release(reserved)
+            return admitted
         if inline:
-            started = self.start(body, is_json=is_json, reserved=reserved)
+            started = self.start(body, is_json=is_json, reserved=reserved, key=admitted)
         else:
-            started = await asyncio.get_running_loop().run_in_executor(
-                executor, functools.partial(self.start, body, is_json=is_json, reserved=reserved))
+            preparing = asyncio.get_running_loop().run_in_executor(
+                executor, functools.partial(self.start, body, is_json=is_json, reserved=reserved, key=admitted))
+            try:  # shielded: a call cancelled meanwhile still has its reservation released by `_abandoned`
+                started = await asyncio.shield(preparing)
+            except asyncio.CancelledError:
+                preparing.add_done_callback(self._abandoned)
+                raise
         if isinstance(started, IngestResult):
             return started
         try:
@@ -141,8 +150,27 @@ class Ingestor:
         finally:
             self._finished(started)
 
-    def start(self, body: bytes, *, is_json: bool = False, reserved: int = 0) -> IngestResult | UnderWay:
-        """Admit, prepare and queue one request body for the next group commit, without waiting for it.
+    def _admit(self) -> int | IngestResult:
+        """A key for a new export under way, or OVERLOADED while the receiver is behind."""
+        if self._max_queue_delay_s and self._writer.behind(self._max_queue_delay_s, self._oldest_wait_s()):
+            return IngestResult(Outcome.OVERLOADED, message="the receiver is behind: exports wait longer than "
+                                f"{self._max_queue_delay_s:g} s to be stored; retry later")
+        key = next(self._ids)
+        with self._under_way_lock:
+            self._under_way[key] = time.monotonic()
+        return key
+
+    def _abandoned(self, preparing: asyncio.Future[IngestResult | UnderWay]) -> None:
+        """A call cancelled while its request was prepared: free what its export holds once committed."""
+        if not preparing.cancelled() and preparing.exception() is None:
+            started = preparing.result()
+            if isinstance(started, UnderWay):
+                self._finished(started)
+
+    def start(self, body: bytes, *, is_json: bool = False, reserved: int = 0,
+              key: int | None = None) -> IngestResult | UnderWay:
+        """Admit (unless `key` says it was admitted), prepare and queue one request body for the next group
+        commit, without waiting for it.
 
         Returns the outcome when there is nothing to wait for (refused, nothing to store, failed), else the
         export under way, which the caller must wait for and then pass to `_finished`.
@@ -151,14 +179,14 @@ class Ingestor:
             InvalidRequest: the body is not a valid OTLP trace request.
             RequestTooLarge: decoding the body would take more memory than one request may.
         """
-        key = next(self._ids)
+        if key is None:
+            admitted = self._admit()
+            if isinstance(admitted, IngestResult):
+                self.release(reserved)
+                return admitted
+            key = admitted
         handed_over = False
         try:
-            if self._max_queue_delay_s and self._writer.behind(self._max_queue_delay_s, self._oldest_wait_s()):
-                return IngestResult(Outcome.OVERLOADED, message="the receiver is behind: exports wait longer than "
-                                    f"{self._max_queue_delay_s:g} s to be stored; retry later")
-            with self._under_way_lock:
-                self._under_way[key] = time.monotonic()
             rows = self._prepare(body, is_json)
             self._limiter.acquire(rows.held_bytes)  # the body is still held too, until the reply
             reserved += rows.held_bytes
