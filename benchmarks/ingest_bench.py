@@ -194,6 +194,22 @@ def commit_counters(http_port: int) -> tuple[float, float, float]:
     return tuple(wanted.values())  # type: ignore[return-value]
 
 
+def wait_until_quiet(http_port: int, timeout_s: float = 90) -> float:
+    """Seconds until serve has no export queued and no committed batch waiting for the analyzers
+    (so the next arm measures ingest, not the previous arm's analysis catching up)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        gauges = {}
+        for line in httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("llmrel_queue_depth", "llmrel_analyzer_queue_depth"):
+                gauges[name] = float(value)
+        if gauges and not any(gauges.values()):
+            break
+        time.sleep(0.2)
+    return round(time.monotonic() - started, 1)
+
+
 def commit_stats(before: tuple[float, float, float], after: tuple[float, float, float]) -> dict:
     commits, spans, seconds = (a - b for a, b in zip(after, before, strict=True))
     return {"commits": int(commits), "spans_per_commit": round(spans / commits, 1) if commits else 0,
@@ -232,6 +248,7 @@ def measure_llmrel(requests: list[bytes], args: argparse.Namespace) -> dict:
             cpu = tree_cpu_s(proc.pid) - cpu
             stop.set()
             sampler.join()
+            drained_s = wait_until_quiet(http_port)
             after_load = commit_counters(http_port)
             load_commits = commit_stats(counters, after_load)
             small_cpu = tree_cpu_s(proc.pid)
@@ -263,6 +280,7 @@ def measure_llmrel(requests: list[bytes], args: argparse.Namespace) -> dict:
                               "failed_requests": small.failed_requests, "export_p50_ms": pct(small.latencies_s, 0.5),
                               "export_p99_ms": pct(small.latencies_s, 0.99),
                               "cpu_ms_per_export": round(small_cpu / max(1, small.acked_spans) * 1000, 2),
+                              "started_after_analyzers_drained_s": drained_s,
                               "group_commits": small_commits}}
 
 
