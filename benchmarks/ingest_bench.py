@@ -183,6 +183,39 @@ def sample_ack_to_queryable(grpc_port: int, http_port: int, stop: threading.Even
     channel.close()
 
 
+def commit_counters(http_port: int) -> tuple[float, float, float]:
+    """(group commits, spans committed, seconds spent inserting) so far, from serve's /metrics."""
+    wanted = {"llmrel_batch_spans_count": 0.0, "llmrel_batch_spans_sum": 0.0,
+              "llmrel_insert_duration_seconds_sum": 0.0}
+    for line in httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            wanted[name] = float(value)
+    return tuple(wanted.values())  # type: ignore[return-value]
+
+
+def wait_until_quiet(http_port: int, timeout_s: float = 90) -> float:
+    """Seconds until serve has no export queued and no committed batch waiting for the analyzers
+    (so the next arm measures ingest, not the previous arm's analysis catching up)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        gauges = {}
+        for line in httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("llmrel_queue_depth", "llmrel_analyzer_queue_depth"):
+                gauges[name] = float(value)
+        if gauges and not any(gauges.values()):
+            break
+        time.sleep(0.2)
+    return round(time.monotonic() - started, 1)
+
+
+def commit_stats(before: tuple[float, float, float], after: tuple[float, float, float]) -> dict:
+    commits, spans, seconds = (a - b for a, b in zip(after, before, strict=True))
+    return {"commits": int(commits), "spans_per_commit": round(spans / commits, 1) if commits else 0,
+            "commit_ms_mean": round(seconds / commits * 1000, 1) if commits else 0}
+
+
 def measure_llmrel(requests: list[bytes], args: argparse.Namespace) -> dict:
     data = Path(tempfile.mkdtemp(prefix="llmrel-bench-"))
     grpc_port, http_port = free_port(), free_port()
@@ -209,14 +242,21 @@ def measure_llmrel(requests: list[bytes], args: argparse.Namespace) -> dict:
         sampler.start()
         with RssSampler(proc.pid) as rss_sampler:
             cpu = tree_cpu_s(proc.pid)
+            counters = commit_counters(http_port)
             result = run_load(grpc_port, requests, args.spans_per_request, processes=args.processes,
                               threads=args.threads, seconds=args.seconds)
             cpu = tree_cpu_s(proc.pid) - cpu
             stop.set()
             sampler.join()
+            drained_s = wait_until_quiet(http_port)
+            after_load = commit_counters(http_port)
+            load_commits = commit_stats(counters, after_load)
+            small_cpu = tree_cpu_s(proc.pid)
             small = run_load(grpc_port, [build_request(random.Random(i), 1) for i in range(64)], 1,
                              processes=2, threads=args.small_clients // 2, seconds=args.small_seconds,
                              channel_per_thread=True)
+            small_cpu = tree_cpu_s(proc.pid) - small_cpu
+            small_commits = commit_stats(after_load, commit_counters(http_port))
         after_rss = tree_rss_mib(proc.pid)
         report = httpx.get(f"http://127.0.0.1:{http_port}/api/v1/report", params={"since": "3650d"},
                            timeout=120).json()
@@ -234,10 +274,14 @@ def measure_llmrel(requests: list[bytes], args: argparse.Namespace) -> dict:
             "idle_cpu_share_of_core": round(idle_cpu, 4), "idle_seconds": args.idle_seconds,
             "ack_to_queryable_p50_ms": pct(delays, 0.5),
             "ack_to_queryable_p99_ms": pct(delays, 0.99), "ack_to_queryable_samples": len(delays),
+            "group_commits": load_commits,
             "small_senders": {"clients": args.small_clients,
                               "one_span_exports_per_s": small.acked_spans / small.seconds,
                               "failed_requests": small.failed_requests, "export_p50_ms": pct(small.latencies_s, 0.5),
-                              "export_p99_ms": pct(small.latencies_s, 0.99)}}
+                              "export_p99_ms": pct(small.latencies_s, 0.99),
+                              "cpu_ms_per_export": round(small_cpu / max(1, small.acked_spans) * 1000, 2),
+                              "started_after_analyzers_drained_s": drained_s,
+                              "group_commits": small_commits}}
 
 
 def main() -> None:
@@ -286,6 +330,8 @@ def main() -> None:
           f"  ({small['clients']} clients, {small['failed_requests']} failed)")
     print(f"{'idle RSS MiB / idle CPU':28}{'':>14}{llmrel['idle_rss_mib']:>7.0f}/"
           f"{llmrel['idle_cpu_share_of_core']:.3%} of a core")
+    print(f"{'spans per commit (load / small senders)':28}{'':>14}{llmrel['group_commits']['spans_per_commit']:>7}/"
+          f"{small['group_commits']['spans_per_commit']}")
     print(f"acked {llmrel['acked_spans']} spans, stored {llmrel['stored_llm_calls']} llm_calls; "
           f"failed requests {llmrel['failed_requests']}; written to {RESULTS.relative_to(ROOT)}")
 

@@ -7,6 +7,7 @@ overloads the receiver without slowing anything artificially."""
 from __future__ import annotations
 
 import threading
+import time
 
 import grpc
 import httpx
@@ -107,3 +108,26 @@ def test_no_refusal_while_the_store_keeps_up(make_receiver, query):
         export_raw(receiver.grpc_port, body)
     assert query("SELECT count() FROM otel_traces") == [(5 * SPANS_PER_REQUEST,)]
     assert receiver.metrics.requests.labels("grpc", "overloaded")._value.get() == 0
+
+
+def test_a_sender_that_gives_up_before_the_commit_still_frees_its_memory(make_receiver, query):
+    """A call whose deadline passes while its export waits for the group commit (held open 1.5 s here)
+    is cancelled by gRPC; the export's in-flight bytes are released once its rows are committed, not
+    never. One small body (prepared on the event loop) and one of 40 KB (prepared in the pool)."""
+    receiver = make_receiver(batch_max_wait_ms=1500)
+    small = request([chat_span(1)]).SerializeToString()
+    large = request([chat_span(2, extra={"gen_ai.prompt.0.content": "x" * 40_000})]).SerializeToString()
+    codes = []
+    for body in (small, large):
+        try:
+            export_raw(receiver.grpc_port, body, timeout=0.3)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as exc:
+            codes.append(exc.code())
+    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * 2
+    inflight = receiver.metrics.inflight_bytes
+    deadline = time.monotonic() + 15
+    while inflight._value.get() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert inflight._value.get() == 0
+    assert query("SELECT count() FROM otel_traces") == [(2,)]  # committed, as an export cut off mid-commit may be

@@ -1,15 +1,19 @@
 """A span that cannot be stored is rejected alone (partial success); the rest of its request is stored.
 
-Covers spans whose processing raises (the content policy) and start times the store's date
-functions cannot hold (after 2106-02-07, where `toDateTime` wraps around to 1970 and TTL would
+Covers spans whose processing raises (the content policy), values the Native encoder refuses when
+the group commit encodes small exports together, and start times the store's date functions cannot
+hold (after 2106-02-07, where `toDateTime` wraps around to 1970 and TTL would
 delete the span at the next merge).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from llmrel import calls_ingest
 from llmrel import content_policy as content
 from tests.otlp_builders import chat_span, request
 from tests.receiver.conftest import export_raw
@@ -72,3 +76,32 @@ def test_start_times_after_2106_are_rejected_per_span(receiver, query):
                  "ORDER BY Timestamp")
     assert rows == [("2025-11-26 00:00:00", "2025-11-26"), ("2106-02-07 06:28:15", "2106-02-07")]
     assert query("SELECT toString(max(End)) FROM otel_traces_trace_id_ts") == [("2106-02-07 06:28:15",)]
+
+
+def test_a_value_refused_at_group_commit_rejects_that_span_alone(make_receiver, query, monkeypatch):
+    """Fault injection: the content policy hands on one marked span with a negative duration, a value the
+    Native encoder refuses. Small exports are encoded together at the group commit; the marked span's
+    export is told it was rejected, and every other span, of it and of the exports committed with it, is stored."""
+    real_transform = calls_ingest.content_transform
+
+    def poisoning(policy: str):
+        clean = real_transform(policy)
+
+        def transform(span):
+            span = clean(span) if clean is not None else span
+            return span._replace(duration_ns=-1) if span.span_attributes.get("marker") == "POISON" else span
+        return transform
+
+    monkeypatch.setattr(calls_ingest, "content_transform", poisoning)
+    receiver = make_receiver(batch_max_wait_ms=200)  # exports sent together share a commit
+    bodies = [request([chat_span(10 * i + 1, extra={"marker": "POISON"} if i == 0 else None),
+                       chat_span(10 * i + 2)]).SerializeToString() for i in range(6)]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(
+            lambda body: ExportTraceServiceResponse.FromString(export_raw(receiver.grpc_port, body)), bodies))
+    assert responses[0].partial_success.rejected_spans == 1
+    assert "a value cannot be stored" in responses[0].partial_success.error_message
+    assert [r.partial_success.rejected_spans for r in responses[1:]] == [0] * 5
+    assert query("SELECT count() FROM otel_traces") == [(11,)]
+    assert query("SELECT count() FROM otel_traces WHERE SpanAttributes['marker'] = 'POISON'") == [(0,)]
+    assert query("SELECT count() FROM llm_calls") == [(11,)]

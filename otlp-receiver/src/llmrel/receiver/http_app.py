@@ -164,8 +164,7 @@ def build_otlp_router(ingestor: Ingestor, metrics: ReceiverMetrics, *, auth: Cal
             if encoding == "gzip":
                 body = await run_in_threadpool(_gunzip, body, max_body_bytes, reservation)
             handed_over = True  # from here the ingestor releases the reservation
-            result = await run_in_threadpool(ingestor.ingest, body, is_json=media_type == JSON,
-                                             reserved=reservation.bytes)
+            result = await ingestor.ingest_async(body, is_json=media_type == JSON, reserved=reservation.bytes)
         except _Overloaded:
             return error(429, media_type, code_pb2.RESOURCE_EXHAUSTED, overloaded, "overloaded", retry=True,
                          close=True)

@@ -14,13 +14,14 @@ before any work is spent on them, so senders back off instead of waiting towards
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import functools
 import itertools
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -105,7 +106,7 @@ class Ingestor:
         self._limiter.release(size)
 
     def ingest(self, body: bytes, *, is_json: bool = False, reserved: int = 0) -> IngestResult:
-        """Store one request body and wait for the commit.
+        """Store one request body and wait for the commit (blocking the calling thread).
 
         Takes over `reserved` in-flight bytes and releases them once the request's rows are
         committed or abandoned, not when the caller replies, so memory stays bounded even when
@@ -115,14 +116,77 @@ class Ingestor:
             InvalidRequest: the body is not a valid OTLP trace request.
             RequestTooLarge: decoding the body would take more memory than one request may.
         """
-        future: Future[None] | None = None
-        key = next(self._ids)
+        started = self.start(body, is_json=is_json, reserved=reserved)
+        if isinstance(started, IngestResult):
+            return started
         try:
-            if self._max_queue_delay_s and self._writer.behind(self._max_queue_delay_s, self._oldest_wait_s()):
-                return IngestResult(Outcome.OVERLOADED, message="the receiver is behind: exports wait longer than "
-                                    f"{self._max_queue_delay_s:g} s to be stored; retry later")
-            with self._under_way_lock:
-                self._under_way[key] = time.monotonic()
+            return started.outcome(self._await_commit(started.future))
+        finally:
+            self._finished(started)
+
+    async def ingest_async(self, body: bytes, *, is_json: bool = False, reserved: int = 0,
+                           executor: Executor | None = None, inline: bool = False) -> IngestResult:
+        """`ingest()` for an event loop: prepared in `executor` (a thread pool; on the loop itself with
+        `inline`, for small bodies prepared in this process), and the commit awaited without holding a
+        thread, so many small exports waiting for one group commit cost no threads."""
+        admitted = self._admit()  # on arrival: time spent waiting for the executor counts as queue delay
+        if isinstance(admitted, IngestResult):
+            self.release(reserved)
+            return admitted
+        if inline:
+            started = self.start(body, is_json=is_json, reserved=reserved, key=admitted)
+        else:
+            preparing = asyncio.get_running_loop().run_in_executor(
+                executor, functools.partial(self.start, body, is_json=is_json, reserved=reserved, key=admitted))
+            try:  # shielded: a call cancelled meanwhile still has its reservation released by `_abandoned`
+                started = await asyncio.shield(preparing)
+            except asyncio.CancelledError:
+                preparing.add_done_callback(self._abandoned)
+                raise
+        if isinstance(started, IngestResult):
+            return started
+        try:
+            return started.outcome(await self._await_commit_async(started.future))
+        finally:
+            self._finished(started)
+
+    def _admit(self) -> int | IngestResult:
+        """A key for a new export under way, or OVERLOADED while the receiver is behind."""
+        if self._max_queue_delay_s and self._writer.behind(self._max_queue_delay_s, self._oldest_wait_s()):
+            return IngestResult(Outcome.OVERLOADED, message="the receiver is behind: exports wait longer than "
+                                f"{self._max_queue_delay_s:g} s to be stored; retry later")
+        key = next(self._ids)
+        with self._under_way_lock:
+            self._under_way[key] = time.monotonic()
+        return key
+
+    def _abandoned(self, preparing: asyncio.Future[IngestResult | UnderWay]) -> None:
+        """A call cancelled while its request was prepared: free what its export holds once committed."""
+        if not preparing.cancelled() and preparing.exception() is None:
+            started = preparing.result()
+            if isinstance(started, UnderWay):
+                self._finished(started)
+
+    def start(self, body: bytes, *, is_json: bool = False, reserved: int = 0,
+              key: int | None = None) -> IngestResult | UnderWay:
+        """Admit (unless `key` says it was admitted), prepare and queue one request body for the next group
+        commit, without waiting for it.
+
+        Returns the outcome when there is nothing to wait for (refused, nothing to store, failed), else the
+        export under way, which the caller must wait for and then pass to `_finished`.
+
+        Raises:
+            InvalidRequest: the body is not a valid OTLP trace request.
+            RequestTooLarge: decoding the body would take more memory than one request may.
+        """
+        if key is None:
+            admitted = self._admit()
+            if isinstance(admitted, IngestResult):
+                self.release(reserved)
+                return admitted
+            key = admitted
+        handed_over = False
+        try:
             rows = self._prepare(body, is_json)
             self._limiter.acquire(rows.held_bytes)  # the body is still held too, until the reply
             reserved += rows.held_bytes
@@ -131,11 +195,11 @@ class Ingestor:
                 self._metrics.spans_rejected.inc(rows.rejected)
             if rows.normalize_errors:
                 self._metrics.normalize_errors.inc(rows.normalize_errors)
-            if rows.span_count:
-                future = self._writer.submit(rows)
-                failed = self._await_commit(future)
-                if failed is not None:
-                    return failed
+            if not rows.span_count:
+                return _stored(rows, 0)
+            under_way = UnderWay(key, rows, self._writer.submit(rows), reserved)
+            handed_over = True
+            return under_way
         except BrokenProcessPool:
             return IngestResult(Outcome.RETRY, message="receiver workers restarted; retry")
         except WriterClosed:
@@ -146,11 +210,15 @@ class Ingestor:
             log.exception("ingest_failed")
             return IngestResult(Outcome.FAILED, message=f"internal error: {type(exc).__name__}")
         finally:
-            with self._under_way_lock:
-                self._under_way.pop(key, None)
-            self._release_when_done(future, reserved)
-        return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected,
-                            message=rows.message if rows.rejected else "")
+            if not handed_over:
+                with self._under_way_lock:
+                    self._under_way.pop(key, None)
+                self.release(reserved)
+
+    def _finished(self, under_way: UnderWay) -> None:
+        with self._under_way_lock:
+            self._under_way.pop(under_way.key, None)
+        self._release_when_done(under_way.future, under_way.reserved)
 
     def _oldest_wait_s(self) -> float:
         with self._under_way_lock:
@@ -161,49 +229,96 @@ class Ingestor:
         """Commit rows prepared by another route (inserts over the ClickHouse HTTP interface) and wait."""
         self._limiter.acquire(rows.held_bytes)
         self._metrics.spans_received.inc(rows.span_count + rows.rejected)
-        future: Future[None] | None = None
+        future: Future[int] | None = None
+        refused = 0
         try:
             if rows.span_count:
                 future = self._writer.submit(rows)
-                failed = self._await_commit(future)
-                if failed is not None:
-                    return failed
+                committed = self._await_commit(future)
+                if isinstance(committed, IngestResult):
+                    return committed
+                refused = committed
         except WriterClosed:
             return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
         finally:
             self._release_when_done(future, rows.held_bytes)
-        return IngestResult(Outcome.STORED, accepted=rows.span_count, rejected=rows.rejected, message=rows.message)
+        return _stored(rows, refused)
 
-    def _release_when_done(self, future: Future[None] | None, held: int) -> None:
+    def _release_when_done(self, future: Future[int] | None, held: int) -> None:
         """Release `held` in-flight bytes now, or once the commit under way ends."""
         if future is None or future.done():
             self.release(held)
         else:
             future.add_done_callback(lambda _: self.release(held))
 
-    def _await_commit(self, future: Future[None]) -> IngestResult | None:
-        """None once committed; otherwise the retryable outcome. A commit that has not started by
-        the deadline is cancelled, so a request answered "retry" is never stored as well."""
+    def _await_commit(self, future: Future[int]) -> IngestResult | int:
+        """Once committed, how many spans the encoder refused; otherwise the retryable outcome. A commit
+        that has not started by the deadline is cancelled, so a request answered "retry" is never stored as well."""
         try:
-            future.result(timeout=self._timeout)
-            return None
-        except FutureTimeout:
+            return future.result(timeout=self._timeout)
+        except TimeoutError:
             if future.cancel():
-                return IngestResult(Outcome.RETRY, message="storage did not commit in time; nothing was stored")
-        except WriterClosed:
-            return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
-        except RejectedByStore as exc:
-            return IngestResult(Outcome.REJECTED, message=f"the store refuses these spans: {exc}")
-        except StoreUnavailable as exc:
-            return IngestResult(Outcome.RETRY, message=f"storage unavailable: {exc}; nothing was stored")
+                return _NOT_IN_TIME
         except Exception as exc:
-            return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")
+            return _commit_failure(exc)
         try:  # the insert is under way: its outcome decides the answer
-            future.result(timeout=self._timeout)
-            return None
-        except FutureTimeout:
-            return IngestResult(Outcome.RETRY, message="storage did not commit in time")
-        except RejectedByStore as exc:
-            return IngestResult(Outcome.REJECTED, message=f"the store refuses these spans: {exc}")
+            return future.result(timeout=self._timeout)
+        except TimeoutError:
+            return _STILL_COMMITTING
         except Exception as exc:
-            return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(exc).__name__}")
+            return _commit_failure(exc)
+
+    async def _await_commit_async(self, future: Future[int]) -> IngestResult | int:
+        """`_await_commit` without holding a thread."""
+        waited = asyncio.wrap_future(future)
+        try:  # shielded: a timeout must not cancel the commit; only `future.cancel()` below decides that
+            return await asyncio.wait_for(asyncio.shield(waited), self._timeout)
+        except TimeoutError:
+            if future.cancel():
+                return _NOT_IN_TIME
+        except Exception as exc:
+            return _commit_failure(exc)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waited), self._timeout)
+        except TimeoutError:
+            return _STILL_COMMITTING
+        except Exception as exc:
+            return _commit_failure(exc)
+
+
+@dataclass(frozen=True)
+class UnderWay:
+    """An export whose rows are queued for a group commit."""
+
+    key: int
+    rows: Prepared
+    future: Future[int]
+    reserved: int
+
+    def outcome(self, committed: IngestResult | int) -> IngestResult:
+        return committed if isinstance(committed, IngestResult) else _stored(self.rows, committed)
+
+
+_NOT_IN_TIME = IngestResult(Outcome.RETRY, message="storage did not commit in time; nothing was stored")
+_STILL_COMMITTING = IngestResult(Outcome.RETRY, message="storage did not commit in time")
+
+
+def _commit_failure(error: BaseException) -> IngestResult:
+    if isinstance(error, WriterClosed):
+        return IngestResult(Outcome.SHUTTING_DOWN, message="receiver is shutting down")
+    if isinstance(error, RejectedByStore):
+        return IngestResult(Outcome.REJECTED, message=f"the store refuses these spans: {error}")
+    if isinstance(error, StoreUnavailable):
+        return IngestResult(Outcome.RETRY, message=f"storage unavailable: {error}; nothing was stored")
+    return IngestResult(Outcome.RETRY, message=f"storage unavailable: {type(error).__name__}")
+
+
+def _stored(rows: Prepared, refused: int) -> IngestResult:
+    """The outcome of committed `rows`, of which the encoder refused `refused` spans at commit."""
+    message = rows.message
+    if refused:
+        more = f"{refused} span(s): a value cannot be stored"
+        message = f"{message}; {more}" if message else more
+    rejected = rows.rejected + refused
+    return IngestResult(Outcome.STORED, accepted=rows.span_count - refused, rejected=rejected,
+                        message=message if rejected else "")

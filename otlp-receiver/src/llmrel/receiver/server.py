@@ -28,7 +28,7 @@ from llmrel.receiver.grpc_server import TraceServicer, build_grpc_server
 from llmrel.receiver.http_app import bearer_auth, build_http_app, build_otlp_router
 from llmrel.receiver.ingest import Ingestor
 from llmrel.receiver.metrics import ReceiverMetrics
-from llmrel.receiver.prepare import PrepareConfig, Preparer
+from llmrel.receiver.prepare import PrepareConfig, Preparer, RowEncoder
 from llmrel.receiver.quiet_server import QuietServer
 from llmrel.receiver.storehealth import DiskGuard, StoreHealth
 from llmrel.receiver.workers import PreparePool
@@ -155,15 +155,16 @@ class Receiver:
         if self._extension_factory is not None:
             self._extension = self._extension_factory(s, self._client_factory, self.metrics.registry)
             self._commits = CommitWorker(self._extension.on_commit, self.metrics)
-        self._writer = BatchWriter(
-            self._write_client, self.metrics, max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
-            on_commit=self._commits.submit if self._commits else None, health=self._health,
-            max_partitions=max_partitions)
         config = PrepareConfig(s.content_policy, s.prices_file,
                                _column_types(self._write_client, "otel_traces", SPAN_COLUMNS),
                                _column_types(self._write_client, "llm_calls", LLM_CALL_COLUMNS),
                                timezone=timezone, max_partitions=max_partitions,
                                max_decoded_bytes=s.max_decoded_mib * _MIB)
+        self._writer = BatchWriter(
+            self._write_client, self.metrics, RowEncoder(config.span_types, config.call_types),
+            max_spans=s.batch_max_spans, max_wait_s=s.batch_max_wait_ms / 1000,
+            on_commit=self._commits.submit if self._commits else None, health=self._health,
+            max_partitions=max_partitions)
         workers = s.ingest_workers if s.ingest_workers is not None else min(os.cpu_count() or 1, 8)
         if workers:
             self._pool: PreparePool | None = PreparePool(config, workers)
@@ -177,10 +178,12 @@ class Receiver:
                                   max_queue_delay_s=s.max_queue_delay_ms / 1000)
         token = s.auth_token.get_secret_value() if s.auth_token else None
         self._servicer = TraceServicer(self._ingestor, self.metrics, retry_after_s=s.retry_after_s,
-                                       recv_timeout_s=s.recv_timeout_s)
-        self._grpc, self.grpc_port = build_grpc_server(
+                                       recv_timeout_s=s.recv_timeout_s, prepare_threads=max(4, 2 * workers),
+                                       prepare_inline=not workers)
+        self._grpc = build_grpc_server(
             self._servicer, s.grpc_endpoint, max_recv_bytes=s.max_recv_mib * _MIB, auth_token=token, tls=tls,
             handshake_timeout_s=s.recv_timeout_s)
+        self.grpc_port = self._grpc.port
         auth = bearer_auth(token)
         app = build_http_app(
             [build_otlp_router(self._ingestor, self.metrics, auth=auth, max_body_bytes=s.max_recv_mib * _MIB,
@@ -239,7 +242,7 @@ class Receiver:
         self._uvicorn.exit()
         if self._clickhouse_http is not None:
             self._clickhouse_http.stop(grace_s)
-        self._grpc.stop(grace_s).wait(grace_s + 1)
+        self._grpc.stop(grace_s)
         self._servicer.close()
         self._http_thread.join(grace_s + 1)
         if self._pool is not None:

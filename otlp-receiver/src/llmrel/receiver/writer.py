@@ -1,6 +1,9 @@
 """Group commit: concurrent exports become one INSERT per table; each export is acknowledged
-only after its rows are committed. Rows arrive already encoded (Native format, see
-`llmrel.receiver.prepare`), so a commit concatenates bytes and inserts them.
+only after its rows are committed. Large requests arrive already encoded (Native format, see
+`llmrel.receiver.prepare`); the rows of all small ones in a commit are encoded here as one Native
+block, since the embedded engine's cost is per block received far more than per row. A span the
+encoder refuses is left out of its export alone (the export's future reports how many), as
+preparation does for large requests.
 
 Order of inserts: `llm_calls` first (a ReplacingMergeTree, so a retried batch collapses), then
 `otel_traces`. A batch never spans more daily partitions than one insert may hold (the store's
@@ -31,9 +34,9 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from llmrel.calls_ingest import insert_encoded
-from llmrel.model import SPAN_COLUMNS
+from llmrel.model import SPAN_COLUMNS, LlmCall
 from llmrel.receiver.metrics import ReceiverMetrics
-from llmrel.receiver.prepare import Prepared, RowBlock
+from llmrel.receiver.prepare import Prepared, RowBlock, RowEncoder
 from llmrel.receiver.storehealth import StoreHealth
 from llmrel.seams import CommitHook
 
@@ -85,8 +88,15 @@ def _may_isolate(error: BaseException) -> bool:
 @dataclass
 class _Pending:
     rows: Prepared
-    future: Future[None] = field(default_factory=Future)
+    future: Future[int] = field(default_factory=Future)  # result: spans the encoder refused
     submitted: float = field(default_factory=time.monotonic)
+    refused: int = 0  # spans of unencoded blocks the encoder refused in this commit
+    lost_calls: set[int] = field(default_factory=set)  # id() of calls left out with them
+
+    def stored_calls(self) -> list[LlmCall]:
+        if not self.lost_calls:
+            return self.rows.calls
+        return [c for c in self.rows.calls if id(c) not in self.lost_calls]
 
 
 class BatchWriter:
@@ -94,6 +104,7 @@ class BatchWriter:
 
     Args:
         client: a clickhouse-connect client used only by the writer thread.
+        encoder: encodes the rows that exports hand over unencoded.
         max_spans: a batch closes once it holds this many spans.
         max_wait_s: how long a batch stays open for more exports after the first arrives
             (bounds the insert rate, so ClickHouse is not flooded with tiny parts).
@@ -102,10 +113,11 @@ class BatchWriter:
         max_partitions: the store's `max_partitions_per_insert_block` (0: no limit).
     """
 
-    def __init__(self, client: Client, metrics: ReceiverMetrics, *, max_spans: int = 20_000,
+    def __init__(self, client: Client, metrics: ReceiverMetrics, encoder: RowEncoder, *, max_spans: int = 20_000,
                  max_wait_s: float = 0.02, on_commit: CommitHook | None = None,
                  health: StoreHealth | None = None, max_partitions: int = 100) -> None:
         self._client = client
+        self._encoder = encoder
         self._metrics = metrics
         self._health = health or StoreHealth()
         self._max_spans = max_spans
@@ -120,8 +132,9 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name="llmrel-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: Prepared) -> Future[None]:
-        """Queue prepared rows for the next commit. Raises `WriterClosed` after `close()`."""
+    def submit(self, rows: Prepared) -> Future[int]:
+        """Queue prepared rows for the next commit; the future's result is how many of the spans the
+        encoder refused (left out, the rest stored). Raises `WriterClosed` after `close()`."""
         if self._closed:
             raise WriterClosed("receiver is shutting down")
         pending = _Pending(rows)
@@ -205,18 +218,43 @@ class BatchWriter:
         if body:
             self._client.raw_insert(table, list(columns), insert_block=body, fmt="Native")
 
-    def _insert_blocks(self, blocks: list[RowBlock]) -> None:
-        """One insert per table of `blocks` (which fit in one insert's partitions)."""
+    def _encode(self, items: list[tuple[_Pending, RowBlock]]) -> tuple[list[bytes], list[bytes]]:
+        """Both tables' Native bytes for `items`: encoded blocks as they are, the others encoded together
+        as one block (or, if the encoder refuses a value, block by block without the refused spans)."""
+        spans = [b.spans_native for _, b in items if b.encoded]
+        calls = [b.calls_native for _, b in items if b.encoded]
+        raw = [(p, b) for p, b in items if not b.encoded]
+        if not raw:
+            return spans, calls
+        try:
+            return ([*spans, self._encoder.spans([s for _, b in raw for s in b.spans])],
+                    [*calls, self._encoder.calls([c for _, b in raw for c in b.calls])])
+        except Exception:
+            log.warning("rows_not_encodable_encoding_each_export", exports=len({id(p) for p, _ in raw}))
+        for pending, block in raw:
+            encoded = self._encoder.block(block.spans, block.calls)
+            spans.append(encoded.spans_native)
+            calls.append(encoded.calls_native)
+            pending.refused += len(encoded.refused_spans)
+            if len(encoded.calls) < len(block.calls):
+                pending.lost_calls |= {id(c) for c in block.calls} - {id(c) for c in encoded.calls}
+        return spans, calls
+
+    def _insert_blocks(self, items: list[tuple[_Pending, RowBlock]]) -> None:
+        """One insert per table of `items` (blocks that fit in one insert's partitions)."""
         self._health.before_commit()
-        insert_encoded(self._client, [b.calls_native for b in blocks])
-        self._insert("otel_traces", SPAN_COLUMNS, [b.spans_native for b in blocks])
+        spans, calls = self._encode(items)
+        insert_encoded(self._client, calls)
+        self._insert("otel_traces", SPAN_COLUMNS, spans)
 
     def _write(self, batch: list[_Pending]) -> None:
+        for pending in batch:
+            pending.refused, pending.lost_calls = 0, set()
         if len(batch) == 1:
             for block in batch[0].rows.blocks:  # a request wider than one insert: block after block
-                self._insert_blocks([block])
+                self._insert_blocks([(batch[0], block)])
         else:
-            self._insert_blocks([block for p in batch for block in p.rows.blocks])
+            self._insert_blocks([(p, block) for p in batch for block in p.rows.blocks])
 
     def _commit(self, queued: list[_Pending]) -> None:
         try:
@@ -264,15 +302,15 @@ class BatchWriter:
 
     def _committed(self, batch: list[_Pending], started: float) -> None:
         self._health.committed()
-        span_count = sum(p.rows.span_count for p in batch)
-        calls = [c for p in batch for c in p.rows.calls]
+        span_count = sum(p.rows.span_count - p.refused for p in batch)
+        calls = [c for p in batch for c in p.stored_calls()]
         self._metrics.insert_seconds.observe(time.perf_counter() - started)
         self._metrics.batch_spans.observe(span_count)
         self._metrics.spans_stored.inc(span_count)
         for status, count in Counter(call.cost_status for call in calls).items():
             self._metrics.calls_stored.labels(status).inc(count)
         for pending in batch:
-            pending.future.set_result(None)
+            pending.future.set_result(pending.refused)
         if self._on_commit is not None and calls:
             try:
                 self._on_commit(calls)
