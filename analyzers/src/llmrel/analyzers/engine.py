@@ -34,6 +34,7 @@ _EVICT_EVERY_NS = 30 * 1_000_000_000  # event time between sweeps of expired tra
 _STREAM_IDLE_NS = 3 * 86_400 * 1_000_000_000  # a stream silent this long is forgotten
 _MAX_CLOCK_SKEW_NS = 5 * 60 * 1_000_000_000
 _ATTRIBUTION_NS = 3600 * 1_000_000_000
+_ROOT_SAMPLING = 8  # past its first `warmup` calls, the root (a prior for new services only) learns from 1 in 8
 _PRIOR_CALLS = 30  # a stream younger than this looks for a parent's prior on each call
 
 
@@ -162,7 +163,9 @@ class Engine:
             if parent.calls < _PRIOR_CALLS:
                 parent.adopt_priors(root)
             leaf.adopt_priors(parent)
-        return [leaf, parent, root]
+        if root.calls < self.ruleset.drift.warmup or self.calls_seen % _ROOT_SAMPLING == 0:
+            return [leaf, parent, root]
+        return [leaf, parent]
 
     def _touch(self, table: OrderedDict[tuple[str, ...], StreamState], key: tuple[str, ...],
                parent: StreamState | None) -> StreamState:
