@@ -27,7 +27,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-Stat = Annotated[list[float], Field(min_length=6, max_length=6)]
+Stat = Annotated[list[int | float], Field(min_length=6, max_length=6)]  # ints stay exact (ns times)
 Event = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 

@@ -24,7 +24,7 @@ from llmrel.analyzers.drift import METRICS, DriftEvent
 from llmrel.analyzers.findings import Finding, finding_id
 from llmrel.analyzers.ruleset import PER_CALL_KINDS, Rule, RuleSet
 from llmrel.analyzers.stateful import Budget, TraceLimit, WindowRate
-from llmrel.analyzers.streams import ANY, StreamState, level_of, parent_keys
+from llmrel.analyzers.streams import ANY, StreamHistory, StreamState, level_of, parent_keys
 from llmrel.model import LlmCall
 
 log = structlog.get_logger(__name__)
@@ -166,6 +166,25 @@ class Engine:
         if root.calls < self.ruleset.drift.warmup or self.calls_seen % _ROOT_SAMPLING == 0:
             return [leaf, parent, root]
         return [leaf, parent]
+
+    def warm_start(self, histories: Iterable[StreamHistory]) -> int:
+        """Seed the streams no checkpoint restored from their stored history; returns how many were seeded.
+
+        Parents first, so a leaf without enough calls of its own still borrows a seeded parent's prior.
+        """
+        seeded = 0
+        for history in sorted(histories, key=lambda h: (level_of(h.key) != "all", level_of(h.key) == "stream")):
+            table = self.streams if level_of(history.key) == "stream" else self.pooled
+            if history.key in table:
+                continue
+            parent = None if level_of(history.key) == "all" else self.pooled.get(parent_keys(history.key)[
+                0 if level_of(history.key) == "stream" else 1])
+            stream = self._touch(table, history.key, None)
+            stream.seed(history)
+            if parent is not None:
+                stream.adopt_priors(parent)
+            seeded += 1
+        return seeded
 
     def _touch(self, table: OrderedDict[tuple[str, ...], StreamState], key: tuple[str, ...],
                parent: StreamState | None) -> StreamState:

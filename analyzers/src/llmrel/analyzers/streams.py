@@ -14,6 +14,7 @@ model is outside the stream's reference mix and 0 otherwise.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmrel.analyzers.callfields import FINISH_LENGTH, STATUS_ERROR
@@ -35,6 +36,17 @@ def level_of(key: tuple[str, ...]) -> str:
     return "all" if key[0] == ANY else "service" if key[1] == ANY else "stream"
 
 
+@dataclass(frozen=True)
+class StreamHistory:
+    """What stored calls say about a stream: its calls, (count, mean, variance) per metric on the
+    monitored scale, and its response models (`llmrel.analyzers.history`)."""
+
+    key: tuple[str, ...]
+    calls: int
+    metrics: dict[str, tuple[int, float, float]]
+    models: dict[str, int] = field(default_factory=dict)
+
+
 class StreamState:
     """Drift monitors of one stream (a leaf, or a parent pooling its children)."""
 
@@ -54,6 +66,22 @@ class StreamState:
             source = parent.monitors.get(name)
             if source is not None and monitor.needs_prior():
                 monitor.set_prior(source.baseline())
+
+    def seed(self, history: StreamHistory) -> None:
+        """Start each monitor's baseline, and the reference model mix, from stored history."""
+        for name, (count, mean, var) in history.metrics.items():
+            monitor = self.monitors.get(name)
+            if monitor is not None:
+                monitor.seed(count, mean, var)
+        if self.leaf and history.models:
+            self.model_counts = Counter(history.models)
+            seen = sum(history.models.values())
+            if seen >= self.config.warmup:
+                self.model_reference = frozenset(m for m, n in history.models.items()
+                                                 if n >= self.config.model_share * seen)
+            swap = self.monitors.get("model_swap_rate")
+            if swap is not None:  # the history's calls all came from its own mix: none was a swap
+                swap.seed(seen, 0.0, 0.0)
 
     def _reset(self) -> None:
         config = self.config
