@@ -178,6 +178,9 @@ class Prior:
 _S, _N0, _TS0, _COST0, _SUM, _CNT = range(6)
 
 
+_DIRECTIONS = ((0, 1.0), (1, -1.0))
+
+
 def _fresh() -> list[float]:
     return [0.0, 0, 0, 0.0, 0.0, 0]
 
@@ -356,7 +359,7 @@ class DriftMonitor:
         z = (y - mean) / sigma
         z = _Z_CLIP if z > _Z_CLIP else -_Z_CLIP if z < -_Z_CLIP else z
         fired = None
-        for index, sign in ((0, 1.0), (1, -1.0)):
+        for index, sign in _DIRECTIONS:
             stat = self.stats[index]
             count = stat[_CNT]
             # shift since the statistic left zero (in sigmas, this direction), shrunk towards the smallest one
@@ -366,7 +369,10 @@ class DriftMonitor:
                     count + _SHRINK_SAMPLES)
                 theta = smallest if theta < smallest else _MAX_SHIFT if theta > _MAX_SHIFT else theta
             value = stat[_S] + theta * (sign * z - allowance - theta / 2)
-            if self._advance(stat, value, y, ts_ns) and fired is None:
+            if value <= 0.0:  # the common case, inlined
+                if count:
+                    stat[:] = _fresh()
+            elif self._advance(stat, value, y, ts_ns) and fired is None:
                 fired = index
         return fired
 
@@ -382,11 +388,13 @@ class DriftMonitor:
         else:
             value = up[_S] + (up_hit if hit else up_miss)
         fired = None
-        if self._advance(up, value, y, ts_ns):
+        if value <= 0.0:  # the common case, inlined
+            if count:
+                up[:] = _fresh()
+                self.events = []
+        elif self._advance(up, value, y, ts_ns):
             fired = 0
-        if up[_CNT] == 0:
-            self.events = []
-        elif hit:
+        if hit and up[_CNT]:
             self.events.append([self.n, ts_ns])
             if len(self.events) > _MAX_EVENTS:
                 del self.events[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +66,9 @@ class Engine:
         self.streams_evicted = 0
         self._dirty: set[tuple[str, ...]] = set()
         self._leaf_reported: dict[tuple[str, str], int] = {}
+        self._children: Counter[tuple[str, ...]] = Counter()
+        self._created = 0  # streams created or restored so far (with their number, the key of `_children`)
+        self._counted_at = (-1, 0)
         self._config_id = checkpoint.config_id(dataclasses.asdict(self.ruleset.drift))
         self.newest_ns = 0
         self.calls_seen = 0
@@ -163,9 +166,21 @@ class Engine:
             if parent.calls < _PRIOR_CALLS:
                 parent.adopt_priors(root)
             leaf.adopt_priors(parent)
+        lineage = [leaf]
+        # a service with a single stream would only repeat that stream's tests (it keeps its state
+        # and resumes when a second stream appears)
+        if self._streams_of(service) > 1 or parent.calls < _PRIOR_CALLS:
+            lineage.append(parent)
         if root.calls < self.ruleset.drift.warmup or self.calls_seen % _ROOT_SAMPLING == 0:
-            return [leaf, parent, root]
-        return [leaf, parent]
+            lineage.append(root)
+        return lineage
+
+    def _streams_of(self, service: tuple[str, ...]) -> int:
+        """How many leaf streams a service has (recounted when the number of streams changes)."""
+        if self._counted_at != (len(self.streams), self._created):
+            self._children = Counter(parent_keys(key)[0] for key in self.streams)
+            self._counted_at = (len(self.streams), self._created)
+        return self._children[service]
 
     def warm_start(self, histories: Iterable[StreamHistory]) -> int:
         """Seed the streams no checkpoint restored from their stored history; returns how many were seeded.
@@ -191,6 +206,7 @@ class Engine:
         stream = table.get(key)
         if stream is None:
             stream = table[key] = StreamState(key, self.ruleset.drift, parent)
+            self._created += 1
             if len(table) > self.ruleset.drift.max_streams:
                 self._evict_lru(table)
         else:
@@ -288,6 +304,7 @@ class Engine:
         for key in touched:
             self.streams.pop(key, None)
             self.pooled.pop(key, None)
+        self._created += 1
         self.restore(engine_blob, blobs)
         self._dirty = dirty
 
@@ -326,6 +343,7 @@ class Engine:
                 invalid += 1
         leaves = [st for st in streams if st.leaf][:cap]
         parents = [st for st in streams if not st.leaf][:cap]
+        self._created += 1
         for table, kept in ((self.streams, leaves), (self.pooled, parents)):
             for stream in reversed(kept):  # oldest first, so the least recently used is evicted first
                 table[stream.key] = stream
