@@ -51,6 +51,7 @@ class MetricSpec:
     direction: Direction
     severity: str
     unit: str
+    scale: float = 1.0  # monitored as log1p(x × scale): the log of a few cents needs cents in micro-dollars
 
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in (
@@ -58,7 +59,7 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in (
     MetricSpec("ttft_ms", "continuous", "both", "warning", "ms"),
     MetricSpec("input_tokens", "continuous", "both", "warning", "tokens"),
     MetricSpec("output_tokens", "continuous", "both", "warning", "tokens"),
-    MetricSpec("cost_usd", "continuous", "both", "warning", "USD"),
+    MetricSpec("cost_usd", "continuous", "both", "warning", "USD", 1e6),
     MetricSpec("output_chars", "continuous", "both", "warning", "chars"),
     MetricSpec("error_rate", "rate", "up", "error", ""),
     MetricSpec("length_finish_rate", "rate", "up", "warning", ""),
@@ -306,7 +307,7 @@ class DriftMonitor:
     def update(self, x: float, ts_ns: int, cum_cost: float) -> DriftMonitor:
         """Feed one sample with its event time and the stream's cumulative spend including it."""
         self._drift = None
-        y = (log1p(x) if x > 0 else 0.0) if self._log else x
+        y = (log1p(x * self.spec.scale) if x > 0 else 0.0) if self._log else x
         self.n += 1
         rise, fall = self.stats
         # decided before this sample moves the statistics, so the choice does not depend on the sample
@@ -330,7 +331,7 @@ class DriftMonitor:
     def learn(self, x: float) -> DriftMonitor:
         """Feed one sample to the baseline only (a stream that lends priors but is not tested)."""
         self.n += 1
-        self._absorb((log1p(x) if x > 0 else 0.0) if self._log else x)
+        self._absorb((log1p(x * self.spec.scale) if x > 0 else 0.0) if self._log else x)
         return self
 
     def quiet(self) -> bool:
@@ -453,8 +454,9 @@ class DriftMonitor:
         if self._log:
             se = math.sqrt(max(var, _MIN_SIGMA**2) / post_n)
             stderr = math.sqrt(max(var, _MIN_SIGMA**2) * (1 / post_n + 1 / weight))
-            low, high = math.expm1(after - 1.96 * se), math.expm1(after + 1.96 * se)
-            before_value, after_value = math.expm1(mean), math.expm1(after)
+            scale = self.spec.scale
+            low, high = math.expm1(after - 1.96 * se) / scale, math.expm1(after + 1.96 * se) / scale
+            before_value, after_value = math.expm1(mean) / scale, math.expm1(after) / scale
             confidence = math.erf(abs(after - mean) / stderr / math.sqrt(2))
         else:
             low, high = _wilson(total, post_n)

@@ -14,7 +14,7 @@ import polars as pl
 from clickhouse_connect.driver.client import Client
 
 from llmrel.analyzers.callfields import FINISH_LENGTH, STATUS_ERROR
-from llmrel.analyzers.drift import DriftConfig
+from llmrel.analyzers.drift import METRICS, DriftConfig
 from llmrel.analyzers.streams import ANY, StreamHistory
 
 _MAX_ROWS = 2_000_000  # whatever the number of streams, the warm start reads at most this many calls
@@ -49,13 +49,13 @@ def _metric_values() -> dict[str, pl.Expr]:
     failed = pl.col("failed").cast(pl.Boolean)
     ok = ~failed
 
-    def log_scale(column: str) -> pl.Expr:
-        value = pl.col(column).cast(pl.Float64)
+    def log_scale(column: str, scale: float = 1.0) -> pl.Expr:
+        value = pl.col(column).cast(pl.Float64) * scale
         return pl.when(value > 0).then(value.log1p()).otherwise(pl.when(value.is_not_null()).then(0.0))
 
     return {
         "error_rate": failed.cast(pl.Float64),
-        "cost_usd": log_scale("cost_usd"),
+        "cost_usd": log_scale("cost_usd", METRICS["cost_usd"].scale),
         "latency_ms": pl.when(ok).then(log_scale("latency_ms")),
         "ttft_ms": pl.when(ok).then(log_scale("ttft_ms")),
         "input_tokens": pl.when(ok).then(log_scale("input_tokens")),
