@@ -85,12 +85,12 @@ def stream_histories(frame: pl.DataFrame, by_feature: bool = False) -> list[Stre
         frame.select(aggregates).with_columns(**{k: star for k in keys}),
     ]
     mixes: dict[tuple[str, ...], dict[str, int]] = {}
-    for *key, model, count in (frame.filter(pl.col("response_model") != "")
-                               .group_by(*keys, "response_model").len().iter_rows()):
-        mixes.setdefault(tuple(key), {})[model] = count
+    for *stream, model, count in (frame.filter(pl.col("response_model") != "")
+                                  .group_by(*keys, "response_model").len().iter_rows()):
+        mixes.setdefault(tuple(stream), {})[model] = count
     histories = []
     for level in levels:
-        for row in level.select(*keys, *(c for c in level.columns if c not in keys)).iter_rows(named=True):
+        for row in level.iter_rows(named=True):
             key = tuple(row[k] for k in keys)
             metrics = {name: (row[f"{name}:n"], row[f"{name}:mean"], row[f"{name}:var"] or 0.0)
                        for name in values if row[f"{name}:n"]}
