@@ -108,7 +108,7 @@ def run(seed: int, changes: dict, metric: str, factor: float | None, rate: float
     engine = Engine(ruleset)
     n_hist = history_calls(rate, ruleset)
     engine.warm_start(stream_histories(pl.concat([history_frame(BASE, n_hist, seed * 2 + 1),
-                                                  history_frame(CONTROL, n_hist, seed * 2 + 2)])))
+                                                  history_frame(CONTROL, n_hist, seed * 2 + 2)])), T0)
     shifted = replace(BASE, calls_per_second=rate)
     step = 1e9 / rate
     stream = list(generate(shifted, PRE + MAX_POST, seed * 2 + 1, shift=Shift("s", PRE, changes, metric),
@@ -198,7 +198,7 @@ def many_streams(streams: int, calls: int, ruleset: RuleSet) -> dict:
     engine = Engine(ruleset)
     frames = [history_frame(t, min(history_calls(t.calls_per_second, ruleset), 5000), 7_000 + i)
               for i, t in enumerate(traffics)]
-    engine.warm_start(stream_histories(pl.concat(frames)))
+    engine.warm_start(stream_histories(pl.concat(frames)), T0)
     # every stream sends `calls` calls, each at its own rate (sparse streams span more event time)
     merged = heapq.merge(*(generate(t, calls, 9_000 + i, start_ns=T0 + i * 1_000_003, trace_prefix=f"{i:x}")
                            for i, t in enumerate(traffics)), key=lambda c: c.timestamp_ns)

@@ -11,14 +11,17 @@ import pytest
 
 from llmrel.analyzers.checks import CallFacts
 from llmrel.analyzers.drift import DriftConfig
+from llmrel.analyzers.engine import Engine
 from llmrel.analyzers.history import load_history, stream_histories
+from llmrel.analyzers.ruleset import load_ruleset
 from llmrel.analyzers.runtime import Analyzer
 from llmrel.analyzers.streams import StreamState
-from llmrel.analyzers.testing import Shift, Traffic, generate
+from llmrel.analyzers.testing import Shift, Traffic, generate, history_frame
 from llmrel.model import LLM_CALL_COLUMNS
 
 TRAFFIC = Traffic(service="support", model="gpt-4o", calls_per_second=2.0)
 KEY = ("support", "gpt-4o", "chat")
+T0_HISTORY = 1_764_000_000_000_000_000
 
 
 def _store_calls(store, calls) -> None:
@@ -96,3 +99,12 @@ def test_a_stream_restored_from_its_checkpoint_keeps_its_state(store, settings):
     second = Analyzer.from_settings(settings, store)
     # (onset times in ns stay exact through the JSON checkpoint)
     assert second.engine.streams[KEY].state() == first.engine.streams[KEY].state()
+
+
+def test_seeded_streams_are_kept_until_they_have_been_silent_for_days():
+    engine = Engine(load_ruleset())
+    now = T0_HISTORY
+    engine.warm_start(stream_histories(history_frame(TRAFFIC, 3000, seed=9)), now)
+    other = list(generate(dataclasses.replace(TRAFFIC, service="other"), 200, seed=10, start_ns=now + 60 * 10**9))
+    engine.process(other, now_ns=other[-1].timestamp_ns)  # past an eviction sweep of idle streams
+    assert KEY in engine.streams and engine.streams[KEY].monitors["latency_ms"].base_n == 2000

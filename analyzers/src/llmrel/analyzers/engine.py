@@ -182,10 +182,11 @@ class Engine:
             self._counted_at = (len(self.streams), self._created)
         return self._children[service]
 
-    def warm_start(self, histories: Iterable[StreamHistory]) -> int:
+    def warm_start(self, histories: Iterable[StreamHistory], now_ns: int) -> int:
         """Seed the streams no checkpoint restored from their stored history; returns how many were seeded.
 
         Parents first, so a leaf without enough calls of its own still borrows a seeded parent's prior.
+        A seeded stream counts as used at `now_ns` (not idle: it is kept until it stays silent that long).
         """
         seeded = 0
         for history in sorted(histories, key=lambda h: (level_of(h.key) != "all", level_of(h.key) == "stream")):
@@ -196,6 +197,7 @@ class Engine:
                 0 if level_of(history.key) == "stream" else 1])
             stream = self._touch(table, history.key, None)
             stream.seed(history)
+            stream.last_ns = now_ns
             if parent is not None:
                 stream.adopt_priors(parent)
             seeded += 1

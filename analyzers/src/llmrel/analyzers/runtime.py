@@ -80,9 +80,10 @@ class Analyzer:
             return 0
         started = time.monotonic()
         try:
-            frame = load_history(self.client, drift, now_ns if now_ns is not None else time.time_ns())
+            now = now_ns if now_ns is not None else time.time_ns()
+            frame = load_history(self.client, drift, now)
             with self._lock:
-                seeded = self.engine.warm_start(stream_histories(frame, drift.by_feature))
+                seeded = self.engine.warm_start(stream_histories(frame, drift.by_feature), now)
         except Exception:
             log.exception("analyzer_warm_start_failed", analyzer_id=self.analyzer_id)
             return 0
