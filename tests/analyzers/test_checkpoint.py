@@ -62,9 +62,9 @@ def test_a_pickled_checkpoint_row_is_never_unpickled(store, settings, tmp_path, 
 
 @pytest.mark.parametrize("blob", [
     "{}", "[]", "null", "not json", '{"format": 3, "rules": {}}',
-    '{"format": 2, "config": "x", "rules": {"r": {"fingerprint": 7}}, "newest_ns": 0, "calls_seen": 0}',
-    '{"format": 2, "config": "x", "rules": {}, "newest_ns": "soon", "calls_seen": -1}',
-    '{"format": 2, "config": "x", "rules": {}, "newest_ns": 0, "calls_seen": 0, "exec": "os.system"}',
+    '{"format": 3, "config": "x", "rules": {"r": {"fingerprint": 7}}, "newest_ns": 0, "calls_seen": 0}',
+    '{"format": 3, "config": "x", "rules": {}, "newest_ns": "soon", "calls_seen": -1}',
+    '{"format": 3, "config": "x", "rules": {}, "newest_ns": 0, "calls_seen": 0, "exec": "os.system"}',
 ], ids=["empty", "list", "null", "text", "future-version", "wrong-type", "bad-values", "extra-field"])
 def test_a_malformed_checkpoint_is_logged_counted_and_ignored(store, settings, blob):
     _insert_row(store, "serve", blob)
@@ -79,7 +79,7 @@ def test_a_malformed_stream_row_drops_that_stream_only(store, settings):
     first = Analyzer.from_settings(settings, store)
     first.on_commit([make_call(i) for i in range(40)] + [make_call(100 + i, service_name="other") for i in range(40)])
     first.close()
-    _insert_row(store, "serve/stream/support\x1fgpt-4o\x1fchat", '{"format": 2, "key": ["a"], "monitors": 1}')
+    _insert_row(store, "serve/stream/support\x1fgpt-4o\x1fchat", '{"format": 3, "key": ["a"], "monitors": 1}')
     second = Analyzer.from_settings(settings, store)
     assert _rejected(second) == 1
     assert set(second.engine.streams) == {("other", "gpt-4o", "chat")}

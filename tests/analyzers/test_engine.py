@@ -75,3 +75,19 @@ def test_a_swap_on_a_sparse_stream_is_found_and_a_mixed_stream_is_not_a_swap():
     mixed = Engine(load_ruleset())
     calls = [make_call(i, response_model="b-model" if rng.random() < 0.3 else "a-model") for i in range(1500)]
     assert [f for f in mixed.process(calls) if f.metric == "model_swap_rate"] == []
+
+
+def test_a_service_with_one_stream_is_not_tested_twice_and_pools_again_with_a_second():
+    engine = Engine(load_ruleset())
+    alone = list(generate(Traffic(service="solo"), 500, seed=21, start_ns=T0))
+    engine.process(alone, now_ns=T0)
+    service = engine.pooled[("solo", "*", "*")]
+    leaf = engine.streams[("solo", "gpt-4o", "chat")]
+    assert leaf.calls == 500 and service.calls < 40  # it learned only while its stream needed a prior
+    second = list(generate(Traffic(service="solo", model="gpt-4o-mini"), 100, seed=22, start_ns=T0 + 10**12))
+    before = service.calls
+    engine.process(second, now_ns=T0)
+    assert service.calls == before + 100  # two streams: the service pools them
+    alarms = [f for f in engine.process(list(generate(Traffic(service="solo"), 200, seed=23,
+                                                      start_ns=T0 + 2 * 10**12)), now_ns=T0) if f.kind == "drift"]
+    assert service.calls == before + 300 and alarms == []

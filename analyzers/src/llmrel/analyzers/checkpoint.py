@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _MAX_BLOB = 64 << 20
 
 
@@ -27,7 +27,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-Stat = Annotated[list[float], Field(min_length=5, max_length=5)]
+Stat = Annotated[list[int | float], Field(min_length=6, max_length=6)]  # ints stay exact (ns times)
+Event = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
 class MonitorState(_Model):
@@ -40,11 +41,12 @@ class MonitorState(_Model):
     last_finding_n: int
     last_cost: float
     pending: list[float] = Field(max_length=64)
-    stats: list[Stat] = Field(max_length=16)
+    stats: list[Stat] = Field(min_length=2, max_length=2)
+    events: list[Event] = Field(max_length=64)
 
 
 class StreamRow(_Model):
-    format: Literal[2]
+    format: Literal[3]
     config: str
     key: list[str] = Field(min_length=3, max_length=4)
     calls: int = Field(ge=0)
@@ -81,7 +83,7 @@ class RuleState(_Model):
 
 
 class EngineRow(_Model):
-    format: Literal[2]
+    format: Literal[3]
     config: str
     rules: dict[str, RuleState]
     newest_ns: int

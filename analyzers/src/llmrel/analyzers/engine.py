@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +23,7 @@ from llmrel.analyzers.checks import SKIP, CallFacts, Check, compile_check
 from llmrel.analyzers.drift import METRICS, DriftEvent
 from llmrel.analyzers.ruleset import PER_CALL_KINDS, Rule, RuleSet
 from llmrel.analyzers.stateful import Budget, TraceLimit, WindowRate
-from llmrel.analyzers.streams import ANY, StreamState, level_of, parent_keys
+from llmrel.analyzers.streams import ANY, StreamHistory, StreamState, level_of, parent_keys
 from llmrel.call_traits import stream_key
 from llmrel.findings import Finding, finding_id
 from llmrel.model import LlmCall
@@ -35,6 +35,7 @@ _EVICT_EVERY_NS = 30 * 1_000_000_000  # event time between sweeps of expired tra
 _STREAM_IDLE_NS = 3 * 86_400 * 1_000_000_000  # a stream silent this long is forgotten
 _MAX_CLOCK_SKEW_NS = 5 * 60 * 1_000_000_000
 _ATTRIBUTION_NS = 3600 * 1_000_000_000
+_ROOT_SAMPLING = 8  # past its first `warmup` calls, the root (a prior for new services only) learns from 1 in 8
 _PRIOR_CALLS = 30  # a stream younger than this looks for a parent's prior on each call
 
 
@@ -66,6 +67,9 @@ class Engine:
         self.streams_evicted = 0
         self._dirty: set[tuple[str, ...]] = set()
         self._leaf_reported: dict[tuple[str, str], int] = {}
+        self._children: Counter[tuple[str, ...]] = Counter()
+        self._created = 0  # streams created or restored so far (with their number, the key of `_children`)
+        self._counted_at = (-1, 0)
         self._config_id = checkpoint.config_id(dataclasses.asdict(self.ruleset.drift))
         self.newest_ns = 0
         self.calls_seen = 0
@@ -163,13 +167,49 @@ class Engine:
             if parent.calls < _PRIOR_CALLS:
                 parent.adopt_priors(root)
             leaf.adopt_priors(parent)
-        return [leaf, parent, root]
+        lineage = [leaf]
+        # a service with a single stream would only repeat that stream's tests (it keeps its state
+        # and resumes when a second stream appears)
+        if self._streams_of(service) > 1 or parent.calls < _PRIOR_CALLS:
+            lineage.append(parent)
+        if root.calls < self.ruleset.drift.warmup or self.calls_seen % _ROOT_SAMPLING == 0:
+            lineage.append(root)
+        return lineage
+
+    def _streams_of(self, service: tuple[str, ...]) -> int:
+        """How many leaf streams a service has (recounted when the number of streams changes)."""
+        if self._counted_at != (len(self.streams), self._created):
+            self._children = Counter(parent_keys(key)[0] for key in self.streams)
+            self._counted_at = (len(self.streams), self._created)
+        return self._children[service]
+
+    def warm_start(self, histories: Iterable[StreamHistory], now_ns: int) -> int:
+        """Seed the streams no checkpoint restored from their stored history; returns how many were seeded.
+
+        Parents first, so a leaf without enough calls of its own still borrows a seeded parent's prior.
+        A seeded stream counts as used at `now_ns` (not idle: it is kept until it stays silent that long).
+        """
+        seeded = 0
+        for history in sorted(histories, key=lambda h: (level_of(h.key) != "all", level_of(h.key) == "stream")):
+            table = self.streams if level_of(history.key) == "stream" else self.pooled
+            if history.key in table:
+                continue
+            parent = None if level_of(history.key) == "all" else self.pooled.get(parent_keys(history.key)[
+                0 if level_of(history.key) == "stream" else 1])
+            stream = self._touch(table, history.key, None)
+            stream.seed(history)
+            stream.last_ns = now_ns
+            if parent is not None:
+                stream.adopt_priors(parent)
+            seeded += 1
+        return seeded
 
     def _touch(self, table: OrderedDict[tuple[str, ...], StreamState], key: tuple[str, ...],
                parent: StreamState | None) -> StreamState:
         stream = table.get(key)
         if stream is None:
             stream = table[key] = StreamState(key, self.ruleset.drift, parent)
+            self._created += 1
             if len(table) > self.ruleset.drift.max_streams:
                 self._evict_lru(table)
         else:
@@ -267,6 +307,7 @@ class Engine:
         for key in touched:
             self.streams.pop(key, None)
             self.pooled.pop(key, None)
+        self._created += 1
         self.restore(engine_blob, blobs)
         self._dirty = dirty
 
@@ -305,6 +346,7 @@ class Engine:
                 invalid += 1
         leaves = [st for st in streams if st.leaf][:cap]
         parents = [st for st in streams if not st.leaf][:cap]
+        self._created += 1
         for table, kept in ((self.streams, leaves), (self.pooled, parents)):
             for stream in reversed(kept):  # oldest first, so the least recently used is evicted first
                 table[stream.key] = stream

@@ -199,6 +199,7 @@ _DRIFT_TYPES: dict[str, Checker] = {
     "enabled": as_bool, "by_feature": as_bool, "metrics": as_str_list, "false_alarm_calls": as_number,
     "warmup": as_count, "prior_calls": as_count, "cooldown": as_count, "min_effect": as_number,
     "min_rate_change": as_number, "min_rate_ratio": as_number, "model_share": as_number, "max_streams": as_count,
+    "history_hours": as_number, "history_calls": as_count,
 }
 
 
@@ -242,7 +243,8 @@ def _parse_drift(raw: Any, where: str, problems: list[str],
         if problem:
             problems.append(f"{where}:{raw.line_of(key)}: drift.{key} {problem}")
             continue
-        overrides[key] = int(converted) if key in ("warmup", "prior_calls", "cooldown", "max_streams") else converted
+        counts = ("warmup", "prior_calls", "cooldown", "max_streams", "history_calls")
+        overrides[key] = int(converted) if key in counts else converted
     for problem in dataclasses.replace(DriftConfig(), **overrides).validate():
         key = problem.split(":")[0].removeprefix("drift.")
         problems.append(f"{where}:{raw.line_of(key)}: {problem}")

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from llmrel.analyzers.checkpoint import CheckpointError
 from llmrel.analyzers.engine import Engine
+from llmrel.analyzers.history import load_history, stream_histories
 from llmrel.analyzers.ruleaction import attach_actions
 from llmrel.analyzers.ruleset import load_ruleset
 from llmrel.analyzers.sink import Watermark, load_checkpoint, save_checkpoint
@@ -68,7 +69,27 @@ class Analyzer:
         """
         analyzer = cls(Engine(load_ruleset(settings.rules_file), settings.lateness_s), client, analyzer_id, **kwargs)
         analyzer.restore()
+        analyzer.warm_start()
         return analyzer
+
+    def warm_start(self, now_ns: int | None = None) -> int:
+        """Seed the drift streams that no checkpoint restored from their stored calls (`history`).
+        A failure is logged and leaves them to start from their parents' priors. Returns streams seeded."""
+        drift = self.engine.ruleset.drift
+        if self.client is None or not drift.enabled:
+            return 0
+        started = time.monotonic()
+        try:
+            now = now_ns if now_ns is not None else time.time_ns()
+            frame = load_history(self.client, drift, now)
+            with self._lock:
+                seeded = self.engine.warm_start(stream_histories(frame, drift.by_feature), now)
+        except Exception:
+            log.exception("analyzer_warm_start_failed", analyzer_id=self.analyzer_id)
+            return 0
+        log.info("analyzer_warm_start", analyzer_id=self.analyzer_id, calls=frame.height, streams=seeded,
+                 seconds=round(time.monotonic() - started, 2))
+        return seeded
 
     def restore(self) -> None:
         """Load the last checkpoint. A missing one is a fresh start; an invalid one is logged, counted and

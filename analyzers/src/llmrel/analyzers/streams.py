@@ -1,8 +1,9 @@
 """Per-stream drift state: one `DriftMonitor` per enabled metric, fed from each call of the stream.
 
 Streams form a hierarchy: each leaf (service × requested model × operation [× feature]) has the
-parent `(service, *, *)`, whose parent is `(*, *, *)`. Parents see every call of their children, so
-evidence is pooled; a new leaf takes its parent's baselines as priors and tests from its first call.
+parent `(service, *, *)`, whose parent is `(*, *, *)`. A service sees every call of its streams, so
+evidence is pooled and sparse streams are watched through it; a new leaf takes its parent's baselines
+as priors and tests from its first call. The root is not tested: it only lends a new service a prior.
 
 Values that do not describe the model's behaviour are left out: failed calls feed only the error
 rate, a missing number (no TTFT on a non-streaming call, an unpriced call) feeds nothing, and
@@ -13,6 +14,7 @@ model is outside the stream's reference mix and 0 otherwise.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmrel.analyzers.callfields import FINISH_LENGTH, STATUS_ERROR
@@ -34,6 +36,17 @@ def level_of(key: tuple[str, ...]) -> str:
     return "all" if key[0] == ANY else "service" if key[1] == ANY else "stream"
 
 
+@dataclass(frozen=True)
+class StreamHistory:
+    """What stored calls say about a stream: its calls, (count, mean, variance) per metric on the
+    monitored scale, and its response models (`llmrel.analyzers.history`)."""
+
+    key: tuple[str, ...]
+    calls: int
+    metrics: dict[str, tuple[int, float, float]]
+    models: dict[str, int] = field(default_factory=dict)
+
+
 class StreamState:
     """Drift monitors of one stream (a leaf, or a parent pooling its children)."""
 
@@ -41,6 +54,8 @@ class StreamState:
         self.key = key
         self.config = config
         self.leaf = level_of(key) == "stream"
+        # the root pools every call to lend new services a prior; services and streams are tested
+        self.tested = level_of(key) != "all"
         self._reset()
         if parent is not None:
             self.adopt_priors(parent)
@@ -51,6 +66,22 @@ class StreamState:
             source = parent.monitors.get(name)
             if source is not None and monitor.needs_prior():
                 monitor.set_prior(source.baseline())
+
+    def seed(self, history: StreamHistory) -> None:
+        """Start each monitor's baseline, and the reference model mix, from stored history."""
+        for name, (count, mean, var) in history.metrics.items():
+            monitor = self.monitors.get(name)
+            if monitor is not None:
+                monitor.seed(count, mean, var)
+        if self.leaf and history.models:
+            self.model_counts = Counter(history.models)
+            seen = sum(history.models.values())
+            if seen >= self.config.warmup:
+                self.model_reference = frozenset(m for m, n in history.models.items()
+                                                 if n >= self.config.model_share * seen)
+            swap = self.monitors.get("model_swap_rate")
+            if swap is not None:  # the history's calls all came from its own mix: none was a swap
+                swap.seed(seen, 0.0, 0.0)
 
     def _reset(self) -> None:
         config = self.config
@@ -73,44 +104,48 @@ class StreamState:
         self.cum_cost += call.cost_usd or 0.0
         if call.timestamp_ns > self.last_ns:
             self.last_ns = call.timestamp_ns
+        if not self.tested:
+            for monitor, x in self._samples(call, facts, violated):
+                monitor.learn(x)
+            return []
         ts, cum = call.timestamp_ns, self.cum_cost
+        return [monitor.drift for monitor, x in self._samples(call, facts, violated)  # type: ignore[misc]
+                if monitor.update(x, ts, cum).drift]
+
+    def _samples(self, call: LlmCall, facts: CallFacts, violated: bool) -> list[tuple[DriftMonitor, float]]:
+        """(monitor, value) of each metric this call informs."""
         (error, violation, cost, swap, latency, ttft, input_tokens, output_tokens, length, tools, chars,
          refusal) = self._ordered
-        events: list[DriftEvent] = []
         failed = call.status_code == STATUS_ERROR
-        if error is not None and error.update(1.0 if failed else 0.0, ts, cum).drift:
-            events.append(error.drift)
-        if violation is not None and violation.update(1.0 if violated else 0.0, ts, cum).drift:
-            events.append(violation.drift)
-        if cost is not None and call.cost_usd is not None and cost.update(call.cost_usd, ts, cum).drift:
-            events.append(cost.drift)
-        if swap is not None and call.response_model and swap.update(self._model_swap(call.response_model),
-                                                                    ts, cum).drift:
-            events.append(swap.drift)
+        out: list[tuple[DriftMonitor, float]] = []
+        if error is not None:
+            out.append((error, 1.0 if failed else 0.0))
+        if violation is not None:
+            out.append((violation, 1.0 if violated else 0.0))
+        if cost is not None and call.cost_usd is not None:
+            out.append((cost, call.cost_usd))
+        if swap is not None and call.response_model:
+            out.append((swap, self._model_swap(call.response_model)))
         if failed:
-            return events  # type: ignore[return-value]
-        if latency is not None and latency.update(call.duration_ns / 1e6, ts, cum).drift:
-            events.append(latency.drift)
-        if ttft is not None and call.time_to_first_token_ns is not None and ttft.update(
-                call.time_to_first_token_ns / 1e6, ts, cum).drift:
-            events.append(ttft.drift)
-        if input_tokens is not None and call.input_tokens is not None and input_tokens.update(
-                call.input_tokens, ts, cum).drift:
-            events.append(input_tokens.drift)
-        if output_tokens is not None and call.output_tokens is not None and output_tokens.update(
-                call.output_tokens, ts, cum).drift:
-            events.append(output_tokens.drift)
-        if length is not None and call.finish_reason and length.update(
-                1.0 if call.finish_reason == FINISH_LENGTH else 0.0, ts, cum).drift:
-            events.append(length.drift)
-        if tools is not None and tools.update(1.0 if call.tool_calls else 0.0, ts, cum).drift:
-            events.append(tools.drift)
+            return out
+        if latency is not None:
+            out.append((latency, call.duration_ns / 1e6))
+        if ttft is not None and call.time_to_first_token_ns is not None:
+            out.append((ttft, call.time_to_first_token_ns / 1e6))
+        if input_tokens is not None and call.input_tokens is not None:
+            out.append((input_tokens, call.input_tokens))
+        if output_tokens is not None and call.output_tokens is not None:
+            out.append((output_tokens, call.output_tokens))
+        if length is not None and call.finish_reason:
+            out.append((length, 1.0 if call.finish_reason == FINISH_LENGTH else 0.0))
+        if tools is not None:
+            out.append((tools, 1.0 if call.tool_calls else 0.0))
         if call.output_text:
-            if chars is not None and chars.update(float(len(call.output_text)), ts, cum).drift:
-                events.append(chars.drift)
-            if refusal is not None and refusal.update(1.0 if facts.refusal else 0.0, ts, cum).drift:
-                events.append(refusal.drift)
-        return events  # type: ignore[return-value]
+            if chars is not None:
+                out.append((chars, float(len(call.output_text))))
+            if refusal is not None:
+                out.append((refusal, 1.0 if facts.refusal else 0.0))
+        return out
 
     def _model_swap(self, response_model: str) -> float:
         """1 for a response model outside the reference mix. The mix is learned from the first `warmup`

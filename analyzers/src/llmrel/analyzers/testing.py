@@ -14,6 +14,9 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+import numpy as np
+import polars as pl
+
 from llmrel.analyzers.callfields import empty_call
 from llmrel.model import LlmCall
 
@@ -21,6 +24,7 @@ _WORDS = ("the model returns a concise answer about the order status and the nex
           "the customer account while keeping the tone friendly and the facts grounded in the ticket ")
 _TEXT = (_WORDS * 40)[:16000]
 _PRICE_IN, _PRICE_OUT = 2.5e-6, 10e-6
+_JSON_WRAPPER = len(json.dumps({"answer": "", "confidence": 0.9}))
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,33 @@ def _call(t: Traffic, rng: random.Random, ts_ns: int, trace_id: str) -> LlmCall:
         output_tokens=output_tokens, cost_usd=cost, cost_status="priced", duration_ns=int(latency_ms * 1e6),
         time_to_first_token_ns=int(ttft_ms * t.latency_factor * 1e6), finish_reason=finish, status_code="Ok",
         tool_calls=tools, output_text=text)
+
+
+def history_frame(traffic: Traffic, count: int, seed: int) -> pl.DataFrame:
+    """`count` stationary calls of `traffic` drawn with numpy, as the columns `history.load_history` reads
+    from `llm_calls` (same distributions as `generate`, without building the calls: a fast warm start)."""
+    rng = np.random.default_rng(seed)
+    t = traffic
+    failed = rng.random(count) < t.error_rate
+    input_tokens = np.maximum(1, rng.lognormal(math.log(t.input_tokens_median), 0.8, count).astype(np.int64))
+    output_tokens = np.maximum(1, rng.lognormal(math.log(t.output_tokens_median), 0.6, count).astype(np.int64))
+    ttft_ms = rng.lognormal(math.log(t.ttft_median_ms), 0.5, count)
+    decode_ms = output_tokens * t.ms_per_token * rng.lognormal(0.0, 0.3, count)
+    latency_ms = (ttft_ms + decode_ms) * t.latency_factor * np.where(rng.random(count) < 0.01, 4.0, 1.0)
+    length = rng.random(count) < t.length_rate
+    tools = rng.random(count) < t.tool_call_rate
+    chars = np.minimum(output_tokens * 4, len(_TEXT)) + (_JSON_WRAPPER if t.json_output else 0)
+    cost = (input_tokens * _PRICE_IN + output_tokens * _PRICE_OUT) * t.price_factor
+    frame = pl.DataFrame({
+        "service": [t.service] * count, "model": [t.model] * count, "operation": [t.operation] * count,
+        "feature": [t.feature] * count, "failed": failed.astype(np.uint8),
+        "latency_ms": np.where(failed, latency_ms * 0.3, latency_ms).astype(np.int64).astype(np.float64),
+        "ttft_ms": ttft_ms * t.latency_factor, "input_tokens": input_tokens, "output_tokens": output_tokens,
+        "cost_usd": cost, "finish_reason": np.where(failed, "", np.where(length, "length", "stop")),
+        "tool_calls": np.where(~failed & tools, 1, 0).astype(np.uint32),
+        "response_model": np.where(failed, "", t.response_model), "output_chars": np.where(failed, 0, chars),
+    })
+    # a failed call stores no tokens, cost or time to first token
+    answered = ~pl.col("failed").cast(pl.Boolean)
+    return frame.with_columns(pl.when(answered).then(pl.col(c)).alias(c)
+                              for c in ("ttft_ms", "input_tokens", "output_tokens", "cost_usd"))
