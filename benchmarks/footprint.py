@@ -32,7 +32,7 @@ from pathlib import Path
 import grpc
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest_bench import RssSampler, _tree, tree_cpu_s, tree_rss_mib
+from ingest_bench import RssSampler, _tree, tree_cpu_s, tree_field_mib, tree_rss_mib
 from otlp_load import EXPORT, build_request, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,15 +43,7 @@ _LISTENING = re.compile(r"OTLP/gRPC :(\d+), OTLP/HTTP \+ API :(\d+)")
 
 def tree_pss_mib(pid: int) -> float:
     """Proportional set size of the tree (shared pages counted once across its processes)."""
-    total = 0
-    for p in _tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
+    return tree_field_mib(pid, "smaps_rollup", "Pss:")
 
 
 class Serve:

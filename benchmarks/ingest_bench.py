@@ -59,16 +59,21 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def tree_rss_mib(pid: int) -> float:
+def tree_field_mib(pid: int, proc_file: str, field: str) -> float:
+    """Sum of one kB field of `/proc/<pid>/<proc_file>` over the process tree, in MiB."""
     total = 0
     for p in _tree(pid):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/{proc_file}").read_text().splitlines():
+                if line.startswith(field):
                     total += int(line.split()[1])
         except OSError:
             pass
     return total / 1024
+
+
+def tree_rss_mib(pid: int) -> float:
+    return tree_field_mib(pid, "status", "VmRSS:")
 
 
 def tree_cpu_s(pid: int) -> float:

@@ -13,12 +13,12 @@ import threading
 
 import pytest
 
-from llmrel import content_policy
 from llmrel.analyzers.tail import Shard
 from llmrel.cli.compose import build_tailer
 from llmrel.model import LLM_CALL_COLUMNS, SPAN_COLUMNS, SpanRecord
 from llmrel.receiver.prepare import PrepareConfig, Preparer
 from llmrel.receiver.server import _column_types
+from tests.faults import poison_redaction
 
 T0 = 1_764_000_000_000_000_000
 SECRETS = ("ann@example.com", "sk-proj-abcdefghijklmnopqrstuvwxyz123456", "+33 6 12 34 56 78")
@@ -84,14 +84,7 @@ def test_full_policy_keeps_content_on_both_paths(store, settings):
 def test_a_stored_span_the_policy_fails_on_gives_no_call_and_the_tailer_moves_on(store, settings, monkeypatch):
     """Fault injection: redaction raises on one marked value. The receiver rejects such a span; a stored
     one cannot be rejected, so it gets no call (never an unredacted one) and the others are stored."""
-    real_redact = content_policy.redact
-
-    def redact(text: str):
-        if "POISON" in text:
-            raise RecursionError("maximum recursion depth exceeded")
-        return real_redact(text)
-
-    monkeypatch.setattr(content_policy, "redact", redact)
+    poison_redaction(monkeypatch)
     spans = [*SPANS[:3], _span(99, f"POISON {SECRETS[0]}")]
     redacted = settings.model_copy(update={"content_policy": "redacted"})
     _analyze(store, redacted, spans)

@@ -85,10 +85,7 @@ class CallIngest:
             except Exception as exc:
                 failures += 1
                 first_failure = first_failure or (span, exc)
-        if first_failure is not None:
-            failed, error = first_failure
-            log.error("normalize_failed", spans=failures, trace_id=failed.trace_id, span_id=failed.span_id,
-                      exc_info=error)
+        _log_failures("normalize_failed", failures, first_failure)
         return calls, failures
 
     def stored_calls(self, spans: Sequence[SpanRecord],
@@ -112,10 +109,7 @@ class CallIngest:
             except Exception as exc:
                 failures += 1
                 first_failure = first_failure or (span, exc)
-        if first_failure is not None:
-            failed, error = first_failure
-            log.error("stored_span_not_ingested", spans=failures, trace_id=failed.trace_id,
-                      span_id=failed.span_id, exc_info=error)
+        _log_failures("stored_span_not_ingested", failures, first_failure)
         return calls
 
     @staticmethod
@@ -128,6 +122,13 @@ class CallIngest:
         log.warning("llm_call_not_encodable", calls=len(bad), span_id=calls[bad[0]].span_id)
         refused = set(bad)
         return native, [c for i, c in enumerate(calls) if i not in refused], len(bad)
+
+
+def _log_failures(event: str, failures: int, first: tuple[SpanRecord, Exception] | None) -> None:
+    """One error line for a batch's failed spans, with the first span and its exception."""
+    if first is not None:
+        span, error = first
+        log.error(event, spans=failures, trace_id=span.trace_id, span_id=span.span_id, exc_info=error)
 
 
 def insert_encoded(client: Client, blocks: Sequence[bytes]) -> None:

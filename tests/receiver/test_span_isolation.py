@@ -14,7 +14,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from llmrel import calls_ingest
-from llmrel import content_policy as content
+from tests.faults import poison_redaction
 from tests.otlp_builders import chat_span, request
 from tests.receiver.conftest import export_raw
 
@@ -23,14 +23,7 @@ LAST_START_NS = (1 << 32) * 10**9 - 1  # 2106-02-07 06:28:15.999999999 UTC
 
 def test_a_span_whose_redaction_raises_is_rejected_and_the_others_stored(make_receiver, query, monkeypatch):
     """Fault injection: redaction raises on one marked value, as a redaction bug would on some input."""
-    real_redact = content.redact
-
-    def redact(text: str):
-        if "POISON" in text:
-            raise RecursionError("maximum recursion depth exceeded")
-        return real_redact(text)
-
-    monkeypatch.setattr(content, "redact", redact)
+    poison_redaction(monkeypatch)
     receiver = make_receiver(content_policy="redacted")
     spans = [chat_span(1, extra={"gen_ai.prompt.0.content": "mail me at ann@example.com"}),
              chat_span(2, extra={"gen_ai.prompt.0.content": "POISON"}),
