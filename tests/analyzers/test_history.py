@@ -108,3 +108,30 @@ def test_seeded_streams_are_kept_until_they_have_been_silent_for_days():
     other = list(generate(dataclasses.replace(TRAFFIC, service="other"), 200, seed=10, start_ns=now + 60 * 10**9))
     engine.process(other, now_ns=other[-1].timestamp_ns)  # past an eviction sweep of idle streams
     assert KEY in engine.streams and engine.streams[KEY].monitors["latency_ms"].base_n == 2000
+
+
+def test_each_shard_warm_starts_only_its_own_streams(store, settings):
+    """`llmrel analyze --shard i/N` (built as the CLI builds it): the warm start seeds exactly the streams the
+    tailer will route to that shard, and their service's baseline learns only from those streams' calls."""
+    from llmrel.analyzers.callfields import shard_of
+    from llmrel.analyzers.tail import Shard
+    from llmrel.cli.compose import build_tailer
+
+    now = time.time_ns()
+    traffics = [dataclasses.replace(TRAFFIC, model=f"m-{i}", response_model=f"m-{i}-v1") for i in range(8)]
+    calls = [c for i, t in enumerate(traffics)
+             for c in generate(t, 120, seed=20 + i, start_ns=now - 3600 * 10**9 + i)]
+    _store_calls(store, calls)
+    everything = Analyzer.from_settings(settings, store, analyzer_id="all")
+    assert {k[1] for k in everything.engine.streams} == {t.model for t in traffics}
+    owned: list[set] = []
+    for index in range(2):
+        tailer = build_tailer(settings, store, Shard(index, 2))
+        engine = tailer.analyzer.engine
+        ours = [c for c in calls if shard_of(engine.stream_key(c), 2) == index]  # the tailer's routing rule
+        mine = {engine.stream_key(c) for c in ours}
+        assert mine and set(engine.streams) == mine  # seeded: this shard's streams only
+        service = engine.pooled[("support", "*", "*")].monitors["output_tokens"]
+        assert service.base_n == sum(1 for c in ours if c.status_code != "Error")
+        owned.append(mine)
+    assert owned[0].isdisjoint(owned[1]) and owned[0] | owned[1] == set(everything.engine.streams)

@@ -72,6 +72,6 @@ def build_tailer(settings: Settings, client: Client, shard: Shard | None = None,
         PriceFileError: the price file is invalid.
     """
     shard = shard or Shard()
-    analyzer = Analyzer.from_settings(settings, client, analyzer_id=shard.analyzer_id)
+    analyzer = Analyzer.from_settings(settings, client, analyzer_id=shard.analyzer_id, shard=(shard.index, shard.count))
     ingest = StoredSpanCalls(client, CallIngest.from_settings(settings))
     return Tailer(client, analyzer, ingest=ingest, shard=shard, **{"lateness_s": settings.lateness_s, **kwargs})

@@ -71,12 +71,13 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in (
 
 _Z_CLIP = 5.0  # a single sample moves a statistic by at most this many standard deviations
 _MAX_SHIFT = 4.0  # largest estimated mean shift, in standard deviations (outliers cannot run away with it)
-_SHRINK_SAMPLES = 2.0  # weight, in samples, of the smallest change of interest in a continuous estimate
+_SHRINK_SAMPLES = 0.5  # weight, in samples, of the smallest change of interest in a continuous estimate
 _SHRINK_EVENTS = 2.0  # ... and, in events, in a rate estimate
 _RATE_MARGIN = 1.0  # a rate baseline is tested at its estimate plus this many standard errors
 _RATE_MEMORY_EVENTS = 100  # a rate baseline remembers at least this many expected events ...
 _RATE_MEMORY_MAX = 50_000  # ... within this many samples
 _MIN_SIGMA = 0.02
+_ALLOWANCE_CALLS = 20.0  # a continuous baseline of w samples is tested at its mean plus min(1/√w, this/w) sigmas
 _MIN_WEIGHT = 30  # a stream without a parent's prior (the root) tests from its 30th sample
 _ABSORB_FRACTION = 0.5  # a sample arriving while every statistic is below this share of h joins the baseline
 _ABSORB_DELAY = 20  # ... this many samples later (so the start of a shift stays out of it)
@@ -200,7 +201,7 @@ class DriftMonitor:
         ...         d = monitor.drift
         ...         r = [(v + 1) / (d.before + 1) for v in (d.after, d.low, d.high)]
         ...         print(f"{i - 500} calls after onset: x{r[0]:.2f} ({r[1]:.2f}-{r[2]:.2f})")
-        74 calls after onset: x1.76 (1.45-2.13)
+        74 calls after onset: x1.76 (1.45-2.15)
         >>> DriftMonitor.from_state(METRICS["output_tokens"], monitor.state()).state() == monitor.state()
         True
     """
@@ -291,9 +292,10 @@ class DriftMonitor:
         if self._log:
             # predictive (Student-t) variance: mean and variance are themselves estimated from `weight` samples
             sigma = max(math.sqrt(var * (1 + 1 / weight) * (weight - 1) / max(weight - 3, 1)), _MIN_SIGMA)
-            # one standard error of the baseline mean, plus up to one sigma while it leans on a parent's prior
-            # (a sibling's level may differ from the parent's by about that much), in sigmas
-            allowance = 1 / math.sqrt(weight) + (weight - self.base_n) / weight
+            # one standard error of a short baseline's mean, fading as 1/w once the predictive variance covers
+            # it (a full allowance on a long baseline costs a small shift ~10% of its delay), plus up to one
+            # sigma while it leans on a parent's prior (a sibling's level may differ by about that much)
+            allowance = min(1 / math.sqrt(weight), _ALLOWANCE_CALLS / weight) + (weight - self.base_n) / weight
             self._consts = (mean, sigma, allowance, self._min_log / sigma)
         else:
             # Jeffreys estimate, then a margin of standard errors: a short baseline errs towards silence

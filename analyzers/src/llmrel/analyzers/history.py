@@ -4,7 +4,9 @@ One bounded query reads the last `drift.history_hours` of calls, at most `drift.
 newest per stream, only the columns the drift metrics use; polars then computes, per stream, per
 service and overall, each metric's sample count, mean and variance on the monitored scale (`log1p`
 for sizes and times, 0/1 for rates) and, per stream, the response-model mix. `Engine.warm_start`
-seeds the monitors of streams that no checkpoint restored. Refusal and rule-violation rates need
+seeds the monitors of streams that no checkpoint restored; a sharded analyzer (`llmrel analyze
+--shard i/N`) first keeps only its own streams' calls (`in_shard`), so its streams and their parents
+start from what that shard will see. Refusal and rule-violation rates need
 the text and the rules, so they are not seeded: they start from their parents' priors as before.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import polars as pl
 from clickhouse_connect.driver.client import Client
 
-from llmrel.analyzers.callfields import FINISH_LENGTH, STATUS_ERROR
+from llmrel.analyzers.callfields import FINISH_LENGTH, STATUS_ERROR, shard_of
 from llmrel.analyzers.drift import METRICS, DriftConfig
 from llmrel.analyzers.streams import ANY, StreamHistory
 
@@ -44,6 +46,20 @@ def load_history(client: Client, config: DriftConfig, now_ns: int) -> pl.DataFra
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
+def in_shard(frame: pl.DataFrame, index: int, count: int, by_feature: bool = False) -> pl.DataFrame:
+    """The calls of the streams shard `index` of `count` analyzes (`callfields.shard_of` of their stream key)."""
+    if count <= 1 or frame.is_empty():
+        return frame
+    keys = _keys(by_feature)
+    streams = frame.select(keys).unique()
+    mine = streams.filter(pl.Series([shard_of(key, count) == index for key in streams.iter_rows()]))
+    return frame.join(mine, on=keys, how="semi")
+
+
+def _keys(by_feature: bool) -> list[str]:
+    return ["service", "model", "operation", *(["feature"] if by_feature else [])]
+
+
 def _metric_values() -> dict[str, pl.Expr]:
     """Each seeded metric on its monitored scale, null where the call does not inform it (as in `streams`)."""
     failed = pl.col("failed").cast(pl.Boolean)
@@ -71,7 +87,7 @@ def stream_histories(frame: pl.DataFrame, by_feature: bool = False) -> list[Stre
     """Per stream, per service and overall: calls, (count, mean, variance) per metric, response models."""
     if frame.is_empty():
         return []
-    keys = ["service", "model", "operation", *(["feature"] if by_feature else [])]
+    keys = _keys(by_feature)
     values = _metric_values()
     frame = frame.select(*keys, "response_model", **values)
     aggregates = [pl.len().alias("calls")]

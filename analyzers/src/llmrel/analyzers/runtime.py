@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from llmrel.analyzers.checkpoint import CheckpointError
 from llmrel.analyzers.engine import Engine
-from llmrel.analyzers.history import load_history, stream_histories
+from llmrel.analyzers.history import in_shard, load_history, stream_histories
 from llmrel.analyzers.ruleaction import attach_actions
 from llmrel.analyzers.ruleset import load_ruleset
 from llmrel.analyzers.sink import Watermark, load_checkpoint, save_checkpoint
@@ -44,8 +44,9 @@ class Analyzer:
 
     def __init__(self, engine: Engine, client: Client | None, analyzer_id: str = SERVE_ANALYZER_ID,
                  checkpoint_interval_s: float = _DEFAULT_CHECKPOINT_INTERVAL_S,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None, shard: tuple[int, int] = (0, 1)) -> None:
         self.engine = engine
+        self.shard = shard  # (index, count): the warm start seeds only the streams of this shard
         self.metrics = AnalyzerMetrics(registry or CollectorRegistry())
         self.client = client
         self.analyzer_id = analyzer_id
@@ -73,7 +74,7 @@ class Analyzer:
         return analyzer
 
     def warm_start(self, now_ns: int | None = None) -> int:
-        """Seed the drift streams that no checkpoint restored from their stored calls (`history`).
+        """Seed the drift streams of this shard that no checkpoint restored from their stored calls (`history`).
         A failure is logged and leaves them to start from their parents' priors. Returns streams seeded."""
         drift = self.engine.ruleset.drift
         if self.client is None or not drift.enabled:
@@ -81,7 +82,7 @@ class Analyzer:
         started = time.monotonic()
         try:
             now = now_ns if now_ns is not None else time.time_ns()
-            frame = load_history(self.client, drift, now)
+            frame = in_shard(load_history(self.client, drift, now), *self.shard, by_feature=drift.by_feature)
             with self._lock:
                 seeded = self.engine.warm_start(stream_histories(frame, drift.by_feature), now)
         except Exception:
